@@ -1,0 +1,213 @@
+/**
+ * Consistent hashing on a ring of virtual nodes: requests with the same key
+ * (client IP, a header, or a cookie) go to the same backend, and adding or
+ * removing one backend of N moves only about 1/N of the keys.
+ */
+import { definePlugin, type Candidate, type RequestContext, type StrategyDefinition } from '../src/index.js';
+
+const FNV_OFFSET_BASIS = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+/** Ring points pack `hash * OWNER_SPAN + owner` into one float so one numeric sort orders both (2^32 * 2^21 < 2^53). */
+const OWNER_SPAN = 2 ** 21;
+/** Rings kept for candidate sets seen recently (retries that exclude a backend alternate between sets). */
+const RING_CACHE_SIZE = 16;
+
+/** FNV-1a, 32-bit, over the UTF-16 code units of `text` (its bytes, for ASCII). Unsigned. */
+export function fnv1a32(text: string): number {
+  let h = FNV_OFFSET_BASIS;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, FNV_PRIME);
+  }
+  return h >>> 0;
+}
+
+/** murmur3's finalizer: FNV-1a alone leaves similar strings (`url#1`, `url#2`) clustered on the ring. */
+function mix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Where a key lands on the ring: use this for the `hash` given to `lookupRing`. */
+export function hashKey(key: string): number {
+  return mix32(fnv1a32(key));
+}
+
+/** What a ring is built from: a backend's URL names its points, its weight sets how many. */
+export interface RingEntry {
+  readonly url: string;
+  readonly weight: number;
+}
+
+/** Sorted ring points and, for each, the index of the entry that owns it. */
+export interface HashRing {
+  readonly points: Uint32Array;
+  readonly owners: Uint32Array;
+}
+
+/**
+ * A ring with `round(replicas * weight)` points (at least 1) per entry, each
+ * at `hashKey("<url>#<i>")`, so a backend's points depend only on its own URL
+ * and weight: adding or removing one leaves every other point in place. On the
+ * rare point collision the entry earlier in the list wins, which keeps
+ * lookups stable as entries before or after come and go.
+ */
+export function buildHashRing(entries: readonly RingEntry[], replicas: number): HashRing {
+  if (entries.length > OWNER_SPAN) throw new RangeError(`a hash ring holds at most ${OWNER_SPAN} entries`);
+  let size = 0;
+  for (let e = 0; e < entries.length; e++) size += pointsFor(entries[e]!, replicas);
+  const packed = new Float64Array(size);
+  let k = 0;
+  for (let e = 0; e < entries.length; e++) {
+    const { url } = entries[e]!;
+    const count = pointsFor(entries[e]!, replicas);
+    for (let r = 0; r < count; r++) packed[k++] = hashKey(`${url}#${r}`) * OWNER_SPAN + e;
+  }
+  packed.sort();
+  const points = new Uint32Array(size);
+  const owners = new Uint32Array(size);
+  for (let i = 0; i < size; i++) {
+    const owner = packed[i]! % OWNER_SPAN;
+    owners[i] = owner;
+    points[i] = (packed[i]! - owner) / OWNER_SPAN;
+  }
+  return { points, owners };
+}
+
+function pointsFor(entry: RingEntry, replicas: number): number {
+  return Math.max(1, Math.round(replicas * entry.weight));
+}
+
+/**
+ * Index (into the entries the ring was built from) of the owner of the first
+ * point at or after `hash`, wrapping past the top; -1 for an empty ring.
+ */
+export function lookupRing(ring: HashRing, hash: number): number {
+  const { points } = ring;
+  const n = points.length;
+  if (n === 0) return -1;
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (points[mid]! < hash) lo = mid + 1;
+    else hi = mid;
+  }
+  return ring.owners[lo === n ? 0 : lo]!;
+}
+
+/**
+ * The value of cookie `name` in a Cookie header (`a=1; b=2`), or undefined.
+ * Names are case-sensitive; the value is returned as sent.
+ */
+export function readCookie(header: string, name: string): string | undefined {
+  const len = header.length;
+  let start = 0;
+  while (start < len) {
+    while (start < len && (header.charCodeAt(start) === 0x20 || header.charCodeAt(start) === 0x09)) start++;
+    let end = header.indexOf(';', start);
+    if (end === -1) end = len;
+    if (header.charCodeAt(start + name.length) === 0x3d /* = */ && header.startsWith(name, start)) {
+      return header.slice(start + name.length + 1, end).trimEnd();
+    }
+    start = end + 1;
+  }
+  return undefined;
+}
+
+/** Where a request's hash key is read from, decided once from the `key` option. */
+type KeySource = 'client-ip' | 'header' | 'cookie';
+
+function firstValue(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' ? value : value?.[0];
+}
+
+function readRequestKey(source: KeySource, name: string, ctx: RequestContext): string {
+  let key: string | undefined;
+  if (source === 'header') {
+    key = firstValue(ctx.headers[name]);
+  } else if (source === 'cookie') {
+    const cookie = ctx.headers.cookie;
+    if (typeof cookie === 'string') key = readCookie(cookie, name);
+    else if (cookie !== undefined) {
+      for (let i = 0; i < cookie.length && key === undefined; i++) key = readCookie(cookie[i]!, name);
+    }
+  }
+  return key === undefined || key === '' ? ctx.clientIp : key;
+}
+
+/** `url*weight` of every candidate, space-separated: names a candidate set for the ring cache. */
+function candidateSetKey(candidates: readonly Candidate[]): string {
+  let key = '';
+  for (let i = 0; i < candidates.length; i++) key += `${candidates[i]!.url}*${candidates[i]!.weight} `;
+  return key;
+}
+
+export interface ConsistentHashConfig {
+  key: string;
+  replicas: number;
+}
+
+export default definePlugin({
+  name: 'consistent-hash',
+  kind: 'strategy',
+  description: 'Consistent hashing on a ring of virtual nodes, keyed by client IP, a header or a cookie; adding or removing one of N backends moves about 1/N of the keys.',
+  schema: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      key: {
+        type: 'string',
+        pattern: '^(client-ip|header:[A-Za-z0-9!#$%&\'*+.^_`|~-]+|cookie:[^\\s;=]+)$',
+        default: 'client-ip',
+        description:
+          'What requests are hashed by: "client-ip", "header:NAME" (e.g. "header:X-User") or "cookie:NAME" (e.g. "cookie:session"). A request without that header or cookie is hashed by its client IP.',
+      },
+      replicas: {
+        type: 'integer',
+        minimum: 1,
+        maximum: 1000,
+        default: 160,
+        description:
+          'Virtual nodes on the ring per unit of backend weight. More spreads keys more evenly at the cost of memory and ring build time; 100-200 keeps each backend within about 10% of its fair share.',
+      },
+    },
+  },
+  create(config: ConsistentHashConfig) {
+    const colon = config.key.indexOf(':');
+    const prefix = colon === -1 ? config.key : config.key.slice(0, colon);
+    const source: KeySource = prefix === 'header' || prefix === 'cookie' ? prefix : 'client-ip';
+    // Header names are lower-case in ctx.headers; cookie names are case-sensitive.
+    const name = source === 'header' ? config.key.slice(colon + 1).toLowerCase() : config.key.slice(colon + 1);
+    const rings = new Map<string, HashRing>();
+    let ringFor: readonly Candidate[] | undefined;
+    let ring: HashRing | undefined;
+
+    function ringOf(candidates: readonly Candidate[]): HashRing {
+      const setKey = candidateSetKey(candidates);
+      let found = rings.get(setKey);
+      if (found === undefined) {
+        found = buildHashRing(candidates, config.replicas);
+        if (rings.size >= RING_CACHE_SIZE) rings.delete(rings.keys().next().value!);
+        rings.set(setKey, found);
+      }
+      return found;
+    }
+
+    return {
+      pick(candidates, ctx) {
+        if (candidates.length === 0) return undefined;
+        // Fast path: the core passes the same array until the candidate set changes.
+        if (candidates !== ringFor || ring === undefined) {
+          ring = ringOf(candidates);
+          ringFor = candidates;
+        }
+        return candidates[lookupRing(ring, hashKey(readRequestKey(source, name, ctx)))];
+      },
+    };
+  },
+}) satisfies StrategyDefinition;

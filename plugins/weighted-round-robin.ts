@@ -1,0 +1,65 @@
+/**
+ * Smooth weighted round robin, as nginx does it: weights 5:1:1 give
+ * a a b a c a a, spreading the light backends through the cycle instead of
+ * sending five requests in a row to the heavy one.
+ */
+import { definePlugin, type Candidate, type StrategyDefinition } from '../src/index.js';
+
+/** A backend's running "current weight". */
+export interface SmoothWeight {
+  current: number;
+}
+
+/**
+ * One step of smooth weighted round robin over `candidates`; updates `state`
+ * (keyed by backend URL, so it survives candidate objects being recreated).
+ *
+ * Every candidate's current weight grows by its weight; the largest wins
+ * (the first in config order on a tie) and gives back the total weight.
+ * A backend that is out of rotation keeps its current weight frozen and
+ * resumes with it when it returns, as nginx does; one that was never seen
+ * starts at 0. A step leaves the sum of all current weights, frozen ones
+ * included, at 0, so the values stay bounded however often backends come
+ * and go, and each candidate set still gets exact proportions per cycle.
+ */
+export function pickSmoothWeighted(
+  candidates: readonly Candidate[],
+  state: Map<string, SmoothWeight>,
+): Candidate | undefined {
+  const n = candidates.length;
+  if (n === 0) return undefined;
+  let total = 0;
+  let best: Candidate | undefined;
+  let bestSlot: SmoothWeight | undefined;
+  for (let i = 0; i < n; i++) {
+    const c = candidates[i]!;
+    let slot = state.get(c.url);
+    if (slot === undefined) {
+      slot = { current: 0 };
+      state.set(c.url, slot);
+    }
+    slot.current += c.weight;
+    total += c.weight;
+    if (bestSlot === undefined || slot.current > bestSlot.current) {
+      best = c;
+      bestSlot = slot;
+    }
+  }
+  bestSlot!.current -= total;
+  return best;
+}
+
+export default definePlugin({
+  name: 'weighted-round-robin',
+  kind: 'strategy',
+  description: 'Smooth weighted round robin (nginx): each backend gets its weight share, interleaved rather than in bursts.',
+  schema: { type: 'object', additionalProperties: false, properties: {} },
+  create(_config: Record<string, never>, api) {
+    // Keyed by URL, so on reload backends that stay keep their place in the cycle.
+    const state: Map<string, SmoothWeight> = api.inherited instanceof Map ? api.inherited : new Map();
+    return {
+      pick: (candidates) => pickSmoothWeighted(candidates, state),
+      handOver: () => state,
+    };
+  },
+}) satisfies StrategyDefinition;

@@ -1,0 +1,234 @@
+/**
+ * The JSON Schema of lb.toml's core keys. Plugin tables are open here
+ * (`plugin` required, anything else allowed) and validated afterwards by each
+ * plugin's own schema, so a plugin's options never need a core change.
+ * Every property has a description: `lb schema` and the docs come from it.
+ */
+import { durationSchema, sizeSchema } from '../units.js';
+import type { JsonSchema } from '../plugin/types.js';
+
+const pluginName = {
+  type: 'string',
+  minLength: 1,
+  description:
+    'A plugin: a built-in name, a path relative to this file ("./my-plugin.js"), or an npm package name.',
+};
+
+/** A `[[pipeline]]` or `[[routes.pipeline]]` entry: the plugin's own keys are checked by its schema. */
+export const pluginTableSchema: JsonSchema = {
+  type: 'object',
+  required: ['plugin'],
+  properties: { plugin: pluginName },
+  additionalProperties: true,
+  description: 'A middleware plugin and its options. Plugins run in the order they are listed.',
+};
+
+const listenSchema = (what: string, def?: string) => ({
+  type: 'string',
+  pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]*):\\d{1,5}$',
+  description: `${what} as host:port ("127.0.0.1:8080", "[::1]:8080", ":8080" for every address).`,
+  ...(def === undefined ? {} : { default: def }),
+});
+
+/** Keys of a pool's `health` table that the core's scheduler owns; the rest go to the checker plugin. */
+export const HEALTH_CORE_KEYS = ['checker', 'interval', 'timeout', 'unhealthy_after', 'healthy_after'] as const;
+
+const healthSchema: JsonSchema = {
+  type: 'object',
+  description: 'Active health checks for this pool. Without this table only passive failure detection applies.',
+  properties: {
+    checker: { ...pluginName, default: 'http', description: 'The health-check plugin: http | tcp | a path or package.' },
+    interval: durationSchema('Time between two probes of one backend.', '5s'),
+    timeout: durationSchema('A probe taking longer than this counts as failed.', '1s'),
+    unhealthy_after: {
+      type: 'integer',
+      minimum: 1,
+      default: 2,
+      description: 'Consecutive failed probes before a backend leaves rotation.',
+    },
+    healthy_after: {
+      type: 'integer',
+      minimum: 1,
+      default: 1,
+      description: 'Consecutive successful probes before a backend returns to rotation.',
+    },
+  },
+  additionalProperties: true,
+};
+
+const backendSchema: JsonSchema = {
+  type: 'object',
+  required: ['url'],
+  additionalProperties: false,
+  description: 'One backend server.',
+  properties: {
+    url: {
+      type: 'string',
+      pattern: '^https?://[^/?#\\s]+/?$',
+      description: 'Origin of the backend: scheme, host and port, e.g. "http://127.0.0.1:8001" (no path).',
+    },
+    weight: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 1000,
+      default: 1,
+      description: 'Relative share of traffic for weighted strategies.',
+    },
+  },
+};
+
+const poolSchema: JsonSchema = {
+  type: 'object',
+  required: ['backends'],
+  additionalProperties: false,
+  description: 'A pool of backends that routes send traffic to.',
+  properties: {
+    strategy: {
+      description:
+        'How a backend is picked: a strategy plugin name (round-robin | weighted-round-robin | least-connections | ip-hash | consistent-hash | p2c | ./my-strategy.js), or a table { plugin = "…", …options }.',
+      default: 'round-robin',
+      anyOf: [pluginName, { ...pluginTableSchema, description: 'A strategy plugin and its options.' }],
+    },
+    connect_timeout: durationSchema('Time allowed to open a connection to a backend; past it the attempt fails (504).', '2s'),
+    response_timeout: durationSchema(
+      'Time from sending the request to the first response byte, and the longest pause inside a response body; past it: 504.',
+      '30s',
+    ),
+    max_connections: {
+      type: 'integer',
+      minimum: 1,
+      default: 256,
+      description: 'Most connections open to each backend; further requests wait in a bounded queue.',
+    },
+    passive_failures: {
+      type: 'integer',
+      minimum: 0,
+      default: 3,
+      description:
+        'Consecutive connect failures or resets on real traffic that take a backend out of rotation at once (0: never). Active checks bring it back; without a health table it returns after `passive_cooldown`.',
+    },
+    passive_cooldown: durationSchema('With no active health checks: how long a backend marked down by passive detection stays out.', '10s'),
+    backends: { type: 'array', minItems: 1, items: backendSchema, description: 'The backends of this pool.' },
+    health: healthSchema,
+  },
+};
+
+const routeSchema: JsonSchema = {
+  type: 'object',
+  required: ['pool'],
+  additionalProperties: false,
+  description: 'A route: requests that match go to `pool`. Routes are tried in order; the first match wins.',
+  properties: {
+    name: { type: 'string', description: 'A name for logs and metrics (default: the route index).' },
+    match: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'What a request must match; every key given must match. Empty: every request.',
+      properties: {
+        host: {
+          type: 'string',
+          minLength: 1,
+          description: 'Host header, compared case-insensitively without its port. "*.example.com" matches subdomains.',
+        },
+        path_prefix: {
+          type: 'string',
+          pattern: '^/',
+          description: 'A plain string prefix of the request path, e.g. "/api/".',
+        },
+        methods: {
+          type: 'array',
+          minItems: 1,
+          items: { type: 'string', pattern: '^[A-Z]+$' },
+          description: 'Request methods in upper case, e.g. ["GET", "HEAD"].',
+        },
+      },
+    },
+    pool: { type: 'string', minLength: 1, description: 'Name of the pool in [pools] that serves this route.' },
+    pipeline: {
+      type: 'array',
+      items: pluginTableSchema,
+      default: [],
+      description: 'Plugins for this route only; they run after the global [[pipeline]].',
+    },
+  },
+};
+
+export const coreSchema: JsonSchema = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  $id: 'https://switchyard.dev/lb.schema.json',
+  title: 'Switchyard lb.toml',
+  type: 'object',
+  required: ['pools'],
+  additionalProperties: false,
+  properties: {
+    server: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'The traffic listener and its limits.',
+      properties: {
+        listen: listenSchema('Address of the proxy listener', '127.0.0.1:8080'),
+        workers: {
+          default: 1,
+          description: 'Processes serving traffic: a number, or "auto" for one per core.',
+          anyOf: [
+            { type: 'integer', minimum: 1, maximum: 256 },
+            { type: 'string', enum: ['auto'] },
+          ],
+        },
+        max_body: sizeSchema('Request bodies larger than this get 413.', '10MB'),
+        max_header_size: sizeSchema('Request header sections larger than this get 431.', '16KB'),
+        headers_timeout: durationSchema('A client must finish sending its header section within this.', '10s'),
+        idle_timeout: durationSchema('Keep-alive client connections idle longer than this are closed.', '60s'),
+        shutdown_grace: durationSchema(
+          'On SIGTERM/SIGINT: stop accepting, let in-flight requests finish for this long, then exit.',
+          '10s',
+        ),
+        trusted_proxies: {
+          type: 'array',
+          default: [],
+          items: { type: 'string', pattern: '^[0-9a-fA-F:.]+(/\\d{1,3})?$' },
+          description:
+            'CIDRs (or single addresses) of proxies in front of Switchyard: their X-Forwarded-* headers are extended instead of replaced.',
+        },
+        tls: {
+          type: 'object',
+          required: ['cert', 'key'],
+          additionalProperties: false,
+          description: 'Terminate TLS on the listener (HTTPS).',
+          properties: {
+            cert: { type: 'string', description: 'PEM certificate chain, a path relative to this file.' },
+            key: { type: 'string', description: 'PEM private key, a path relative to this file.' },
+          },
+        },
+      },
+    },
+    admin: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['listen'],
+      description: 'The admin listener: /healthz, /status (JSON), /metrics (Prometheus), / (dashboard). Off when absent.',
+      properties: { listen: listenSchema('Address of the admin listener') },
+    },
+    pools: {
+      type: 'object',
+      minProperties: 1,
+      description: 'Backend pools by name.',
+      additionalProperties: poolSchema,
+      propertyNames: { pattern: '^[A-Za-z0-9_.-]+$' },
+    },
+    routes: {
+      type: 'array',
+      items: routeSchema,
+      default: [],
+      description: 'Routes, tried in order. With none and exactly one pool, every request goes to that pool.',
+    },
+    pipeline: {
+      type: 'array',
+      items: pluginTableSchema,
+      default: [],
+      description: 'The global pipeline: middleware plugins run in this order for every request, before the route\'s own.',
+    },
+  },
+};

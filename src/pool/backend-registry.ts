@@ -1,0 +1,90 @@
+/**
+ * Every backend the process talks to, keyed by URL and reference-counted by
+ * the configuration generations that use it. A reload that keeps a URL keeps
+ * its Backend (health, counters, pooled connections); one that drops it lets
+ * in-flight requests finish, then closes its connections.
+ */
+import { EventEmitter } from 'node:events';
+import { Backend, type BackendState, type DispatcherOptions, type StateChange } from './backend.js';
+
+interface Entry {
+  backend: Backend;
+  refs: number;
+}
+
+export interface BackendRegistryEvents {
+  change: [StateChange];
+}
+
+export class BackendRegistry extends EventEmitter<BackendRegistryEvents> {
+  readonly #entries = new Map<string, Entry>();
+  /**
+   * Bumped on every state change. Pools compare it with the version their
+   * cached list of healthy members was built at: one integer compare per
+   * request instead of a listener per pool.
+   */
+  healthVersion = 0;
+
+  get(url: string): Backend | undefined {
+    return this.#entries.get(url)?.backend;
+  }
+
+  all(): Backend[] {
+    return [...this.#entries.values()].map((e) => e.backend);
+  }
+
+  /** Take a reference to the backend at `url`, creating it (or a new dispatcher, when its options changed). */
+  acquire(url: string, options: DispatcherOptions): Backend {
+    let entry = this.#entries.get(url);
+    if (!entry) {
+      entry = { backend: new Backend(url, options), refs: 0 };
+      this.#entries.set(url, entry);
+    } else if (
+      entry.backend.dispatcherOptions.connectTimeout !== options.connectTimeout ||
+      entry.backend.dispatcherOptions.maxConnections !== options.maxConnections
+    ) {
+      // Requests already dispatched finish on the old pool; close() waits for them.
+      const old = entry.backend.dispatcher;
+      entry.backend.dispatcher = Backend.createDispatcher(url, options);
+      entry.backend.dispatcherOptions = options;
+      void old.close().catch(() => {});
+    }
+    entry.refs++;
+    return entry.backend;
+  }
+
+  /** Drop a reference; the last one closes the backend's connections once its requests finish. */
+  release(backend: Backend): void {
+    const entry = this.#entries.get(backend.url);
+    if (!entry || entry.backend !== backend) return;
+    if (--entry.refs > 0) return;
+    this.#entries.delete(backend.url);
+    void backend.dispatcher.close().catch(() => {});
+  }
+
+  setState(backend: Backend, to: BackendState, reason: string): void {
+    const from = backend.state;
+    if (from === to && backend.reason === reason) return;
+    backend.state = to;
+    backend.reason = reason;
+    if (from === to) return;
+    backend.changedAt = Date.now();
+    if ((from === 'down') !== (to === 'down')) this.healthVersion++;
+    this.emit('change', { backend, from, to, reason });
+  }
+
+  async closeAll(): Promise<void> {
+    const closing: Promise<void>[] = [];
+    for (const { backend } of this.#entries.values()) closing.push(backend.dispatcher.close().catch(() => {}));
+    this.#entries.clear();
+    await Promise.all(closing);
+  }
+
+  /** Cut every connection now (shutdown past its grace period). */
+  async destroyAll(): Promise<void> {
+    const closing: Promise<void>[] = [];
+    for (const { backend } of this.#entries.values()) closing.push(backend.dispatcher.destroy().catch(() => {}));
+    this.#entries.clear();
+    await Promise.all(closing);
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * One backend server as the whole process knows it: health, counters and
+ * pooled connections. Keyed by URL in the BackendRegistry, so it outlives
+ * configuration generations (a reload that keeps the URL keeps all of this).
+ */
+import { Pool } from 'undici';
+import type { HealthTarget } from '../plugin/types.js';
+
+export type BackendState = 'up' | 'down' | 'unknown';
+
+/** Connection settings that need a new undici Pool when they change. */
+export interface DispatcherOptions {
+  readonly connectTimeout: number;
+  readonly maxConnections: number;
+}
+
+export interface StateChange {
+  readonly backend: Backend;
+  readonly from: BackendState;
+  readonly to: BackendState;
+  readonly reason: string;
+}
+
+export class Backend {
+  readonly url: string;
+  readonly target: HealthTarget;
+  /** Requests in flight to this backend now. */
+  active = 0;
+  /** Requests sent, over the process lifetime. */
+  requests = 0;
+  /** Requests that failed at the backend (connect error, reset, timeout, invalid response). */
+  failures = 0;
+  /** Responses by status class: [1xx, 2xx, 3xx, 4xx, 5xx]. */
+  readonly responses = [0, 0, 0, 0, 0];
+  state: BackendState = 'unknown';
+  reason = 'not checked yet';
+  changedAt = Date.now();
+  /** Latency of the last active probe, ms (undefined before the first). */
+  lastProbeMs: number | undefined;
+  /** Consecutive connect failures or resets on real traffic. */
+  passiveFailures = 0;
+  dispatcher: Pool;
+  dispatcherOptions: DispatcherOptions;
+
+  constructor(url: string, options: DispatcherOptions) {
+    this.url = url;
+    const parsed = new URL(url);
+    this.target = {
+      url,
+      protocol: parsed.protocol as 'http:' | 'https:',
+      hostname: parsed.hostname.replace(/^\[|\]$/g, ''),
+      port: Number(parsed.port) || (parsed.protocol === 'https:' ? 443 : 80),
+    };
+    this.dispatcherOptions = options;
+    this.dispatcher = Backend.createDispatcher(url, options);
+  }
+
+  /** In rotation: up, or not yet known to be down. */
+  get healthy(): boolean {
+    return this.state !== 'down';
+  }
+
+  static createDispatcher(url: string, options: DispatcherOptions): Pool {
+    return new Pool(url, {
+      connections: options.maxConnections,
+      connect: { timeout: options.connectTimeout },
+      // A backend closing an idle keep-alive socket races with our next
+      // request on it; ending idle sockets before Node's default 5 s server
+      // keep-alive narrows that window. Backends that announce
+      // `Keep-Alive: timeout=N` are honoured by undici below this cap.
+      keepAliveTimeout: 4_000,
+      keepAliveMaxTimeout: 60_000,
+      keepAliveTimeoutThreshold: 1_000,
+      // Per-request timeouts are passed on each dispatch; these are fallbacks.
+      headersTimeout: 30_000,
+      bodyTimeout: 30_000,
+      pipelining: 1,
+    });
+  }
+}

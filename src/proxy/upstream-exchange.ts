@@ -1,0 +1,170 @@
+/**
+ * One attempt of a request at one backend, driven by undici's dispatch
+ * handler interface (the lowest-overhead API undici has: no stream objects,
+ * no header parsing we do not need).
+ *
+ * The response head resolves `head` so the pipeline can unwind and plugins
+ * can see (and change) it before anything is written. Body chunks that arrive
+ * before the head is written are held (a bounded amount; past that the
+ * socket is paused), then streamed with backpressure: when the client is
+ * slow, the backend socket is paused, so no response is ever buffered whole.
+ */
+import type { ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import type { LbError } from '../errors.js';
+import type { Backend } from '../pool/backend.js';
+import { BackendResponse, type ProxyContext } from '../pipeline/context.js';
+import { responseHeaderList } from './hop-by-hop.js';
+import { upstreamError } from './upstream-errors.js';
+
+/** Body bytes held before the response head is written; past this the backend socket is paused. */
+const HOLD_LIMIT = 64 * 1024;
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+/** Called with every failed exchange, for passive health detection. */
+export type FailureListener = (exchange: UpstreamExchange, err: LbError) => void;
+
+export class UpstreamExchange implements Dispatcher.DispatchHandler {
+  readonly head: Promise<BackendResponse>;
+  #resolve!: (head: BackendResponse) => void;
+  #reject!: (err: LbError) => void;
+  #abort: ((err: Error) => void) | undefined;
+  #resume: (() => void) | undefined;
+  #res: ServerResponse | undefined;
+  #held: Buffer[] | undefined;
+  #heldBytes = 0;
+  #paused = false;
+  #headReceived = false;
+  #ended = false;
+  #error: Error | undefined;
+  #settled = false;
+  #cancelled = false;
+  #staleRetried = false;
+  readonly #onDrain = (): void => {
+    this.#paused = false;
+    this.#resume?.();
+  };
+
+  constructor(
+    readonly ctx: ProxyContext,
+    readonly backend: Backend,
+    private readonly options: Dispatcher.DispatchOptions,
+    private readonly onFailure: FailureListener,
+  ) {
+    this.head = new Promise<BackendResponse>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+  }
+
+  start(): void {
+    this.backend.active++;
+    this.backend.requests++;
+    this.backend.dispatcher.dispatch(this.options, this);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#cancelled) abort(new Error('request cancelled by the proxy'));
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    // 1xx interim responses are not relayed; Node answers Expect: 100-continue itself.
+    if (statusCode < 200) return true;
+    this.#headReceived = true;
+    this.#resume = resume;
+    this.backend.passiveFailures = 0;
+    this.backend.responses[Math.min(4, Math.floor(statusCode / 100) - 1)]!++;
+    this.#resolve(new BackendResponse(statusCode, responseHeaderList(rawHeaders), this));
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    const res = this.#res;
+    if (res !== undefined) {
+      if (res.write(chunk)) return true;
+      this.#paused = true;
+      res.once('drain', this.#onDrain);
+      return false;
+    }
+    if (this.#cancelled) return true;
+    (this.#held ??= []).push(chunk);
+    this.#heldBytes += chunk.length;
+    if (this.#heldBytes < HOLD_LIMIT) return true;
+    this.#paused = true;
+    return false;
+  }
+
+  onComplete(): void {
+    this.#settle();
+    this.#ended = true;
+    this.#res?.end();
+  }
+
+  onError(err: Error): void {
+    if (!this.#headReceived) {
+      if (!this.#cancelled && this.#mayRetryStale(err)) {
+        // The backend closed a pooled keep-alive socket as we reused it:
+        // nothing was processed, so a fresh connection is a safe second try.
+        this.#staleRetried = true;
+        this.#abort = undefined;
+        this.backend.dispatcher.dispatch(this.options, this);
+        return;
+      }
+      this.#settle();
+      const mapped = upstreamError(err, this.backend.url);
+      if (!this.#cancelled) {
+        this.backend.failures++;
+        this.onFailure(this, mapped);
+      }
+      this.#reject(mapped);
+      return;
+    }
+    this.#settle();
+    if (this.#cancelled) return;
+    this.backend.failures++;
+    this.#error = err;
+    // The head is out (or about to be): the only honest signal left is to cut the client connection.
+    this.#res?.destroy(err);
+  }
+
+  /** Starts streaming to the client once the head has been written. */
+  attach(res: ServerResponse): void {
+    this.#res = res;
+    const held = this.#held;
+    this.#held = undefined;
+    let writable = true;
+    if (held !== undefined) for (let i = 0; i < held.length; i++) writable = res.write(held[i]!);
+    if (this.#error !== undefined) res.destroy(this.#error);
+    else if (this.#ended) res.end();
+    else if (this.#paused) {
+      if (writable) this.#onDrain();
+      else res.once('drain', this.#onDrain);
+    }
+  }
+
+  /** Abandons this attempt (retry, plugin answered, client gone). */
+  cancel(): void {
+    this.#cancelled = true;
+    this.#held = undefined;
+    if (this.#settled) return;
+    this.#abort?.(new Error('request cancelled by the proxy'));
+  }
+
+  #settle(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.backend.active--;
+  }
+
+  #mayRetryStale(err: Error): boolean {
+    const code = (err as { code?: string }).code;
+    return (
+      !this.#staleRetried &&
+      (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET') &&
+      IDEMPOTENT.has(this.ctx.method) &&
+      (this.options.body === null || this.options.body === undefined || Buffer.isBuffer(this.options.body))
+    );
+  }
+}
