@@ -1,0 +1,231 @@
+/**
+ * headers: set, append and remove request headers (on the way to the
+ * backend) and response headers (on the way back to the client).
+ *
+ * ```toml
+ * [[pipeline]]
+ * plugin = "headers"
+ * request.set = { "X-Served-By" = "lb" }
+ * request.add = { "Via" = "1.1 switchyard" }
+ * request.remove = ["X-Debug"]
+ * response.set = { "X-Frame-Options" = "DENY" }
+ * response.remove = ["Server"]
+ * ```
+ *
+ * For each direction the operations run in the order remove → set → add, so
+ * `remove = ["Server"]` with `set = { Server = "lb" }` leaves `Server: lb`,
+ * and `add` appends to a value `set` just wrote. Names are case-insensitive.
+ * X-Forwarded-* request headers belong to the core (it writes them from the
+ * connection and `trusted_proxies`); configuring them here is an error, as is
+ * touching the headers that frame the message (Content-Length,
+ * Transfer-Encoding and the hop-by-hop ones).
+ */
+import { definePlugin, type MiddlewareInstance, type Next, type RequestContext } from '../src/index.js';
+
+/** A header map as the core hands it out: request (may hold undefined) or response. */
+export type HeaderMap = Record<string, string | string[] | undefined>;
+
+export interface HeaderOpsConfig {
+  readonly set: Readonly<Record<string, string>>;
+  readonly add: Readonly<Record<string, string | readonly string[]>>;
+  readonly remove: readonly string[];
+}
+
+export interface HeadersConfig {
+  readonly request: HeaderOpsConfig;
+  readonly response: HeaderOpsConfig;
+}
+
+/**
+ * One direction's operations, precomputed: lower-case names and values in
+ * parallel arrays so that applying them is index loops and header writes only.
+ */
+export interface HeaderOps {
+  readonly removeNames: readonly string[];
+  readonly setNames: readonly string[];
+  readonly setValues: readonly string[];
+  readonly addNames: readonly string[];
+  /** A string appends one line, an array appends each of its values. */
+  readonly addValues: readonly (string | readonly string[])[];
+  /** True when there is nothing to do. */
+  readonly empty: boolean;
+}
+
+/** RFC 9110 token: what a header name may be made of. */
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+/** No CR, LF or NUL: a value must not be able to start a new header line. */
+const VALUE_PATTERN = '^[^\\r\\n\\u0000]*$';
+
+/** Headers that frame the message or belong to one connection: the core manages them. */
+const FRAMING = ['connection', 'content-length', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
+const FRAMING_SET = new Set(FRAMING);
+
+/** A case-insensitive regex source for a literal made of letters and '-' (JSON Schema patterns take no flags). */
+function anyCase(literal: string): string {
+  let out = '';
+  for (const c of literal) out += /[a-z]/.test(c) ? `[${c}${c.toUpperCase()}]` : c;
+  return out;
+}
+
+/**
+ * Header names this plugin may touch, as a schema pattern, so that `lb validate`
+ * already refuses the ones the core manages (create() checks again, with a
+ * longer message).
+ */
+function namePattern(direction: 'request' | 'response'): string {
+  const managed = FRAMING.map((n) => `${anyCase(n)}$`);
+  if (direction === 'request') managed.push(anyCase('x-forwarded-'));
+  return `^(?!(?:${managed.join('|')}))${TOKEN}$`;
+}
+
+function nameSchema(what: string, direction: 'request' | 'response') {
+  const managed = direction === 'request' ? 'X-Forwarded-*, Connection, Content-Length, Transfer-Encoding' : 'Connection, Content-Length, Transfer-Encoding';
+  return {
+    type: 'string',
+    pattern: namePattern(direction),
+    description: `${what} (case-insensitive; letters, digits and !#$%&'*+.^_\`|~-); not one the core manages (${managed} and the other hop-by-hop headers).`,
+  };
+}
+
+const valueSchema = { type: 'string', pattern: VALUE_PATTERN, description: 'Header value (a single line: no CR, LF or NUL).' };
+
+function opsSchema(direction: 'request' | 'response') {
+  const target = direction === 'request' ? 'the request sent to the backend' : 'the response sent to the client';
+  return {
+    type: 'object',
+    additionalProperties: false,
+    default: {},
+    description: `Header operations on ${target}; they run in the order remove, set, add.`,
+    properties: {
+      set: {
+        type: 'object',
+        description: `Headers to set on ${target}, name → value; replaces any value already there.`,
+        propertyNames: nameSchema('Header name', direction),
+        additionalProperties: valueSchema,
+        default: {},
+      },
+      add: {
+        type: 'object',
+        description: `Headers to append to ${target}, name → value or list of values; values already there are kept.`,
+        propertyNames: nameSchema('Header name', direction),
+        additionalProperties: {
+          description: 'One value, or a list of values each appended as its own header line.',
+          anyOf: [valueSchema, { type: 'array', items: valueSchema, minItems: 1 }],
+        },
+        default: {},
+      },
+      remove: {
+        type: 'array',
+        description: `Header names to remove from ${target}.`,
+        items: nameSchema('Header name to remove', direction),
+        uniqueItems: true,
+        default: [],
+      },
+    },
+  };
+}
+
+export const schema = {
+  type: 'object',
+  additionalProperties: false,
+  description: 'Rewrites request and response headers.',
+  properties: {
+    request: opsSchema('request'),
+    response: opsSchema('response'),
+  },
+};
+
+function checkName(direction: 'request' | 'response', op: string, name: string): string {
+  const lower = name.toLowerCase();
+  if (FRAMING_SET.has(lower)) {
+    throw new Error(`headers: ${direction}.${op} names "${name}", which the core manages (it frames the message or belongs to one connection); remove it from the headers plugin`);
+  }
+  if (direction === 'request' && lower.startsWith('x-forwarded-')) {
+    throw new Error(`headers: ${direction}.${op} names "${name}"; the core writes X-Forwarded-* from the connection and server.trusted_proxies, so the headers plugin may not change them`);
+  }
+  return lower;
+}
+
+/** Validates and precomputes one direction's operations (done once, in create()). */
+export function compileHeaderOps(config: Partial<HeaderOpsConfig> | undefined, direction: 'request' | 'response'): HeaderOps {
+  const removeNames: string[] = [];
+  for (const name of config?.remove ?? []) {
+    const lower = checkName(direction, 'remove', name);
+    if (!removeNames.includes(lower)) removeNames.push(lower);
+  }
+  // A later spelling of the same name (e.g. "x-a" after "X-A") wins for set;
+  // add keeps every value in order.
+  const set = new Map<string, string>();
+  for (const [name, value] of Object.entries(config?.set ?? {})) set.set(checkName(direction, 'set', name), value);
+  const add = new Map<string, string | string[]>();
+  for (const [name, value] of Object.entries(config?.add ?? {})) {
+    const lower = checkName(direction, 'add', name);
+    const values = typeof value === 'string' ? [value] : [...value];
+    const prev = add.get(lower);
+    const merged = prev === undefined ? values : [...(typeof prev === 'string' ? [prev] : prev), ...values];
+    add.set(lower, merged.length === 1 ? merged[0]! : merged);
+  }
+  for (const value of add.values()) if (Array.isArray(value)) Object.freeze(value);
+  return {
+    removeNames,
+    setNames: [...set.keys()],
+    setValues: [...set.values()],
+    addNames: [...add.keys()],
+    addValues: [...add.values()],
+    empty: removeNames.length === 0 && set.size === 0 && add.size === 0,
+  };
+}
+
+/**
+ * Applies precomputed operations to a header map (lower-case names) in place.
+ * Configured arrays are never stored in the map as they are: the map's arrays
+ * get mutated by later appends, the configuration must not.
+ */
+export function applyHeaderOps(ops: HeaderOps, headers: HeaderMap): void {
+  const { removeNames, setNames, setValues, addNames, addValues } = ops;
+  for (let i = 0; i < removeNames.length; i++) delete headers[removeNames[i]!];
+  for (let i = 0; i < setNames.length; i++) headers[setNames[i]!] = setValues[i]!;
+  for (let i = 0; i < addNames.length; i++) {
+    const name = addNames[i]!;
+    const value = addValues[i]!;
+    const existing = headers[name];
+    if (existing === undefined) {
+      headers[name] = typeof value === 'string' ? value : value.slice();
+    } else if (typeof existing === 'string') {
+      headers[name] = typeof value === 'string' ? [existing, value] : [existing, ...value];
+    } else if (typeof value === 'string') {
+      existing.push(value);
+    } else {
+      for (let j = 0; j < value.length; j++) existing.push(value[j]!);
+    }
+  }
+}
+
+export default definePlugin({
+  name: 'headers',
+  kind: 'middleware',
+  description: 'Sets, appends and removes request and response headers.',
+  schema,
+  create(config: HeadersConfig): MiddlewareInstance {
+    const request = compileHeaderOps(config.request, 'request');
+    const response = compileHeaderOps(config.response, 'response');
+
+    // Without response operations there is nothing to do after next(): return
+    // its promise as it is instead of awaiting it in an async function.
+    if (response.empty) {
+      return {
+        handle(ctx: RequestContext, next: Next): Promise<void> {
+          applyHeaderOps(request, ctx.headers);
+          return next();
+        },
+      };
+    }
+    return {
+      async handle(ctx: RequestContext, next: Next): Promise<void> {
+        if (!request.empty) applyHeaderOps(request, ctx.headers);
+        await next();
+        if (ctx.response !== undefined) applyHeaderOps(response, ctx.response.headers);
+      },
+    };
+  },
+});

@@ -1,0 +1,320 @@
+/**
+ * rate-limit: a token bucket per client. Each key gets a bucket of `burst`
+ * tokens that refills at `rate` tokens per second; a request takes one token,
+ * and a request that finds none is answered 429 with Retry-After and the
+ * RateLimit-Limit / -Remaining / -Reset headers (IETF draft
+ * "RateLimit header fields for HTTP"), without reaching a backend.
+ *
+ * ```toml
+ * [[pipeline]]
+ * plugin = "rate-limit"
+ * rate = 100          # tokens per second
+ * burst = 200         # bucket size
+ * key = "client-ip"   # client-ip | header:NAME | cookie:NAME
+ * store = "memory"
+ * ```
+ *
+ * A `header:` or `cookie:` key that is missing from a request falls back to
+ * the client's address, so leaving the header out does not escape the limit
+ * and such clients do not all share one bucket.
+ *
+ * The memory store is bounded: buckets are kept in least-recently-used order,
+ * a bucket idle for `burst / rate` seconds is full again (the same as having
+ * no bucket) and is dropped, and past `max_keys` the least recently used one
+ * is evicted, so a flood of distinct keys cannot exhaust memory (an evicted
+ * client starts over with a full bucket). Buckets survive a reload that does
+ * not change this plugin's table.
+ */
+import { createHash } from 'node:crypto';
+import { definePlugin, type MiddlewareInstance, type Next, type PluginApi, type RequestContext } from '../src/index.js';
+
+export interface RateLimitConfig {
+  readonly rate: number;
+  readonly burst: number;
+  readonly key: string;
+  readonly store: 'memory' | 'redis';
+  readonly redis_url?: string;
+  readonly max_keys: number;
+}
+
+/** The outcome of taking a token from one key's bucket. */
+export interface Decision {
+  readonly allowed: boolean;
+  /** Bucket size (`burst`). */
+  readonly limit: number;
+  /** Whole tokens left after this request. */
+  readonly remaining: number;
+  /** Milliseconds until a token is available; 0 when allowed. */
+  readonly retryAfterMs: number;
+  /** Milliseconds until the bucket is full again. */
+  readonly resetMs: number;
+}
+
+/**
+ * Where buckets live. `take` may answer synchronously (memory) or with a
+ * promise (a shared store such as Redis); the plugin awaits only the latter.
+ */
+export interface RateLimitStore {
+  take(key: string, now: number): Promise<Decision> | Decision;
+  close?(): void | Promise<void>;
+}
+
+/** Mutable bucket state: tokens as of `updatedAt` (ms). */
+export interface Bucket {
+  tokens: number;
+  updatedAt: number;
+}
+
+/** Tolerance for float error: 5 tokens/s × 200 ms must make a whole token. */
+const EPSILON = 1e-9;
+
+/**
+ * Refills `bucket` up to `now` and takes one token if there is one. Pure
+ * token-bucket arithmetic: mutates only the bucket it is given. A clock that
+ * goes backwards refills nothing.
+ */
+export function takeToken(bucket: Bucket, now: number, rate: number, burst: number): Decision {
+  if (now > bucket.updatedAt) {
+    bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.updatedAt) * rate) / 1000);
+    bucket.updatedAt = now;
+  }
+  const allowed = bucket.tokens >= 1 - EPSILON;
+  if (allowed) bucket.tokens = Math.max(0, bucket.tokens - 1);
+  return {
+    allowed,
+    limit: burst,
+    remaining: Math.floor(bucket.tokens + EPSILON),
+    retryAfterMs: allowed ? 0 : ((1 - bucket.tokens) * 1000) / rate,
+    resetMs: ((burst - bucket.tokens) * 1000) / rate,
+  };
+}
+
+/** Buckets in process memory, bounded by `maxKeys` and by idle expiry. */
+export class MemoryBucketStore implements RateLimitStore {
+  /** Insertion order is kept as least recently used first. */
+  private readonly buckets = new Map<string, Bucket>();
+  /** A bucket untouched this long has refilled completely: dropping it changes nothing. */
+  readonly idleMs: number;
+
+  constructor(
+    readonly rate: number,
+    readonly burst: number,
+    readonly maxKeys: number,
+  ) {
+    this.idleMs = (burst * 1000) / rate;
+  }
+
+  /** Buckets held right now. */
+  get size(): number {
+    return this.buckets.size;
+  }
+
+  take(key: string, now: number): Decision {
+    const buckets = this.buckets;
+    let bucket = buckets.get(key);
+    if (bucket === undefined) {
+      this.makeRoom(now);
+      bucket = { tokens: this.burst, updatedAt: now };
+    } else {
+      buckets.delete(key);
+    }
+    buckets.set(key, bucket);
+    return takeToken(bucket, now, this.rate, this.burst);
+  }
+
+  /** Drops full-again buckets from the idle end, then the least recently used one if still at the cap. */
+  private makeRoom(now: number): void {
+    const buckets = this.buckets;
+    if (buckets.size === 0) return;
+    const idleBefore = now - this.idleMs;
+    for (const [key, bucket] of buckets) {
+      if (bucket.updatedAt > idleBefore) break;
+      buckets.delete(key);
+    }
+    if (buckets.size >= this.maxKeys) {
+      for (const key of buckets.keys()) {
+        buckets.delete(key);
+        if (buckets.size < this.maxKeys) break;
+      }
+    }
+  }
+}
+
+/**
+ * Reads one cookie from a Cookie header (Node joins repeated Cookie headers
+ * with "; "). Names are case-sensitive; a quoted value is unquoted.
+ */
+export function readCookie(header: string | string[] | undefined, name: string): string | undefined {
+  if (header === undefined) return undefined;
+  if (typeof header !== 'string') {
+    for (let i = 0; i < header.length; i++) {
+      const value = readCookie(header[i], name);
+      if (value !== undefined) return value;
+    }
+    return undefined;
+  }
+  const len = header.length;
+  const n = name.length;
+  let i = 0;
+  while (i < len) {
+    while (i < len && (header.charCodeAt(i) === 32 || header.charCodeAt(i) === 9)) i++;
+    let end = header.indexOf(';', i);
+    if (end === -1) end = len;
+    if (i + n < end && header.charCodeAt(i + n) === 61 /* = */ && header.startsWith(name, i)) {
+      let start = i + n + 1;
+      let stop = end;
+      while (stop > start && (header.charCodeAt(stop - 1) === 32 || header.charCodeAt(stop - 1) === 9)) stop--;
+      if (stop - start >= 2 && header.charCodeAt(start) === 34 && header.charCodeAt(stop - 1) === 34) {
+        start++;
+        stop--;
+      }
+      return header.slice(start, stop);
+    }
+    i = end + 1;
+  }
+  return undefined;
+}
+
+/** Longer keys are hashed so that huge header values cannot make huge map keys. */
+const MAX_KEY_LENGTH = 128;
+/** Prefixes that no header or cookie value can contain (control characters). */
+const HASHED_PREFIX = '\u0001';
+const FALLBACK_PREFIX = '\u0002';
+
+function boundedKey(value: string): string {
+  return value.length <= MAX_KEY_LENGTH ? value : HASHED_PREFIX + createHash('sha256').update(value).digest('base64');
+}
+
+/** Turns a request into its bucket key. */
+export type KeyFunction = (ctx: RequestContext) => string;
+
+/** `client-ip` | `header:NAME` | `cookie:NAME` → the function that reads it (built once). */
+export function keyFunction(spec: string): KeyFunction {
+  if (spec === 'client-ip') return (ctx) => ctx.clientIp;
+  const colon = spec.indexOf(':');
+  const kind = spec.slice(0, colon);
+  const name = spec.slice(colon + 1);
+  if (colon > 0 && name !== '' && kind === 'header') {
+    const header = name.toLowerCase();
+    return (ctx) => {
+      const raw = ctx.headers[header];
+      const value = typeof raw === 'string' ? raw : raw?.[0];
+      return value ? boundedKey(value) : FALLBACK_PREFIX + ctx.clientIp;
+    };
+  }
+  if (colon > 0 && name !== '' && kind === 'cookie') {
+    return (ctx) => {
+      const value = readCookie(ctx.headers.cookie, name);
+      return value ? boundedKey(value) : FALLBACK_PREFIX + ctx.clientIp;
+    };
+  }
+  throw new Error(`rate-limit: key = "${spec}" is not valid; write "client-ip", "header:NAME" or "cookie:NAME"`);
+}
+
+/** The 429 response headers for a refused request. */
+export function limitHeaders(decision: Decision): Record<string, string> {
+  return {
+    'retry-after': String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000))),
+    'ratelimit-limit': String(decision.limit),
+    'ratelimit-remaining': String(decision.remaining),
+    'ratelimit-reset': String(Math.max(1, Math.ceil(decision.resetMs / 1000))),
+    'content-type': 'text/plain; charset=utf-8',
+  };
+}
+
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+
+export const schema = {
+  type: 'object',
+  additionalProperties: false,
+  description: 'Token-bucket rate limiting per client; excess requests get 429.',
+  required: ['rate', 'burst'],
+  properties: {
+    rate: {
+      type: 'number',
+      exclusiveMinimum: 0,
+      description: 'Tokens added to each bucket per second: the sustained request rate allowed per key (may be fractional, e.g. 0.5).',
+    },
+    burst: {
+      type: 'integer',
+      minimum: 1,
+      description: 'Bucket size: how many requests a key may send at once after being idle.',
+    },
+    key: {
+      type: 'string',
+      pattern: `^(client-ip|header:${TOKEN}|cookie:${TOKEN})$`,
+      default: 'client-ip',
+      description: 'What identifies a client: "client-ip", "header:NAME" (e.g. "header:X-Api-Key") or "cookie:NAME". A missing header or cookie falls back to the client IP.',
+    },
+    store: {
+      enum: ['memory', 'redis'],
+      default: 'memory',
+      description: 'Where buckets live: "memory" (per process) or "redis" (shared between instances; needs redis_url).',
+    },
+    redis_url: {
+      type: 'string',
+      pattern: '^rediss?://',
+      description: 'Redis server for store = "redis", e.g. "redis://127.0.0.1:6379".',
+    },
+    max_keys: {
+      type: 'integer',
+      minimum: 1,
+      default: 100_000,
+      description: 'Most buckets the memory store keeps; past it the least recently used bucket is dropped (that client starts over with a full bucket).',
+    },
+  },
+  if: { properties: { store: { const: 'redis' } }, required: ['store'] },
+  then: { required: ['redis_url'] },
+};
+
+/** The store a configuration asks for. */
+export function createStore(config: RateLimitConfig): RateLimitStore {
+  if (config.store === 'redis') throw new Error('store = "redis" is not available yet; use store = "memory"');
+  return new MemoryBucketStore(config.rate, config.burst, config.max_keys);
+}
+
+function isStore(value: unknown): value is RateLimitStore {
+  return typeof value === 'object' && value !== null && typeof (value as RateLimitStore).take === 'function';
+}
+
+const REFUSED_BODY = 'Too Many Requests\n';
+const DONE: Promise<void> = Promise.resolve();
+
+function settle(decision: Decision, ctx: RequestContext, next: Next): Promise<void> {
+  if (decision.allowed) return next();
+  ctx.respond(429, REFUSED_BODY, limitHeaders(decision));
+  return DONE;
+}
+
+async function settleLater(pending: Promise<Decision>, ctx: RequestContext, next: Next): Promise<void> {
+  return settle(await pending, ctx, next);
+}
+
+export default definePlugin({
+  name: 'rate-limit',
+  kind: 'middleware',
+  description: 'Token-bucket rate limiting per client IP, header or cookie.',
+  schema,
+  create(config: RateLimitConfig, api: PluginApi): MiddlewareInstance {
+    const keyOf = keyFunction(config.key);
+    // The previous generation's store, handed over because this table did not change.
+    const store: RateLimitStore = isStore(api.inherited) ? api.inherited : createStore(config);
+    const clock = api.clock;
+    let handedOver = false;
+    return {
+      handle(ctx: RequestContext, next: Next): Promise<void> {
+        const decision = store.take(keyOf(ctx), clock.now());
+        if (typeof (decision as Promise<Decision>).then === 'function') return settleLater(decision as Promise<Decision>, ctx, next);
+        return settle(decision as Decision, ctx, next);
+      },
+      handOver(): unknown {
+        handedOver = true;
+        return store;
+      },
+      close(): void | Promise<void> {
+        // A handed-over store now belongs to the next generation.
+        if (!handedOver) return store.close?.();
+      },
+    };
+  },
+});

@@ -1,0 +1,270 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Ajv } from 'ajv';
+import type { MiddlewareDefinition, PluginApi, RequestContext, ResponseHead } from '../../src/index.js';
+import headersPlugin, { applyHeaderOps, compileHeaderOps, schema, type HeaderMap, type HeadersConfig } from '../../plugins/headers.js';
+import { startSwitchyard, type RunningSwitchyard } from '../../src/testing.js';
+import { startBackend } from '../helpers/backends.js';
+import { request } from '../helpers/http-client.js';
+
+/** Through the contract, as the core calls it. */
+const headers: MiddlewareDefinition = headersPlugin;
+const api = { pluginName: 'headers', clock: { now: () => 0 } } as PluginApi;
+/** Same options as the core's config loader. */
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+const validate = ajv.compile(schema);
+
+function config(table: unknown): HeadersConfig {
+  const copy = structuredClone(table);
+  assert.ok(validate(copy), JSON.stringify(validate.errors));
+  return copy as HeadersConfig;
+}
+
+/** Every object schema closed, every property described. */
+function assertDescribed(node: unknown, path = ''): void {
+  if (node === null || typeof node !== 'object') return;
+  const s = node as Record<string, unknown>;
+  if (s.properties) {
+    assert.equal(s.additionalProperties, false, `${path} must set additionalProperties: false`);
+    for (const [key, sub] of Object.entries(s.properties as Record<string, Record<string, unknown>>)) {
+      assert.equal(typeof sub.description, 'string', `${path}.${key} has no description`);
+      assertDescribed(sub, `${path}.${key}`);
+    }
+  }
+}
+
+test('schema: closed, described, defaults filled', () => {
+  assertDescribed(schema);
+  assert.deepEqual(config({}), {
+    request: { set: {}, add: {}, remove: [] },
+    response: { set: {}, add: {}, remove: [] },
+  });
+});
+
+const badTables = [
+  { desc: 'unknown top-level key', table: { requests: {} } },
+  { desc: 'unknown op', table: { request: { replace: {} } } },
+  { desc: 'header name with a space', table: { request: { set: { 'X Bad': '1' } } } },
+  { desc: 'value with CR LF (header injection)', table: { response: { set: { 'X-A': 'a\r\nSet-Cookie: x=1' } } } },
+  { desc: 'set value not a string', table: { request: { set: { 'X-A': 1 } } } },
+  { desc: 'empty add list', table: { request: { add: { 'X-A': [] } } } },
+  { desc: 'remove not a list', table: { request: { remove: 'X-A' } } },
+  { desc: 'X-Forwarded-For set on the request', table: { request: { set: { 'X-Forwarded-For': '1.2.3.4' } } } },
+  { desc: 'x-forwarded-proto removed from the request', table: { request: { remove: ['x-forwarded-proto'] } } },
+  { desc: 'Transfer-Encoding added to the request', table: { request: { add: { 'Transfer-Encoding': 'chunked' } } } },
+  { desc: 'CONTENT-LENGTH set on the response', table: { response: { set: { 'CONTENT-LENGTH': '3' } } } },
+  { desc: 'TE removed from the request', table: { request: { remove: ['te'] } } },
+];
+const goodTables = [
+  { desc: 'reference route table', table: { request: { set: { 'X-Api': '1' } } } },
+  { desc: 'reference global table', table: { request: { set: { 'X-Served-By': 'lb' }, remove: ['X-Debug'] }, response: { set: { 'X-Frame-Options': 'DENY' }, remove: ['Server'] } } },
+  { desc: 'add with a list', table: { response: { add: { 'Set-Cookie': ['a=1', 'b=2'] } } } },
+  { desc: 'names that only start like a managed one', table: { request: { set: { 'TE-Custom': '1', 'Connection-Id': '2', 'X-Forwarded': '3' } } } },
+  { desc: 'X-Forwarded-Host on the response', table: { response: { set: { 'X-Forwarded-Host': 'a' } } } },
+];
+for (const { desc, table } of goodTables) {
+  test(`schema accepts: ${desc}`, () => {
+    assert.equal(validate(structuredClone(table)), true, JSON.stringify(validate.errors));
+  });
+}
+
+for (const { desc, table } of badTables) {
+  test(`schema rejects: ${desc}`, () => {
+    assert.equal(validate(structuredClone(table)), false);
+  });
+}
+
+const refused: { desc: string; ops: Parameters<typeof compileHeaderOps>[0]; direction: 'request' | 'response'; match: RegExp }[] = [
+  { desc: 'X-Forwarded-For set on the request', ops: { set: { 'X-Forwarded-For': '1.2.3.4' } }, direction: 'request', match: /X-Forwarded/ },
+  { desc: 'x-forwarded-proto removed from the request', ops: { remove: ['x-forwarded-proto'] }, direction: 'request', match: /X-Forwarded/ },
+  { desc: 'Transfer-Encoding added', ops: { add: { 'Transfer-Encoding': 'chunked' } }, direction: 'request', match: /core manages/ },
+  { desc: 'Content-Length set on the response', ops: { set: { 'Content-Length': '3' } }, direction: 'response', match: /core manages/ },
+  { desc: 'Connection removed from the response', ops: { remove: ['Connection'] }, direction: 'response', match: /core manages/ },
+];
+for (const { desc, ops, direction, match } of refused) {
+  test(`create() refuses: ${desc}`, () => {
+    assert.throws(() => compileHeaderOps(ops, direction), match);
+  });
+}
+
+test('X-Forwarded-* is allowed on responses (the core sets it only upstream)', () => {
+  assert.deepEqual(compileHeaderOps({ set: { 'X-Forwarded-Host': 'a' } }, 'response').setNames, ['x-forwarded-host']);
+});
+
+test('compile: names lower-cased, lists kept, later spelling of a set name wins', () => {
+  const ops = compileHeaderOps({ set: { 'X-A': '1', 'x-a': '2' }, add: { Via: ['a', 'b'], 'X-One': 'x' }, remove: ['Server', 'server'] }, 'response');
+  assert.deepEqual(ops.setNames, ['x-a']);
+  assert.deepEqual(ops.setValues, ['2']);
+  assert.deepEqual(ops.addNames, ['via', 'x-one']);
+  assert.deepEqual(ops.addValues, [['a', 'b'], 'x']);
+  assert.deepEqual(ops.removeNames, ['server']);
+  assert.equal(ops.empty, false);
+  assert.equal(compileHeaderOps(undefined, 'request').empty, true);
+});
+
+const cases: { desc: string; ops: Parameters<typeof compileHeaderOps>[0]; before: HeaderMap; after: HeaderMap }[] = [
+  { desc: 'set adds a missing header', ops: { set: { 'X-Served-By': 'lb' } }, before: {}, after: { 'x-served-by': 'lb' } },
+  { desc: 'set replaces a string and a list', ops: { set: { 'X-A': 'new', 'Set-Cookie': 'c=1' } }, before: { 'x-a': 'old', 'set-cookie': ['a=1', 'b=2'] }, after: { 'x-a': 'new', 'set-cookie': 'c=1' } },
+  { desc: 'add to a missing header', ops: { add: { Via: '1.1 lb' } }, before: {}, after: { via: '1.1 lb' } },
+  { desc: 'add to a string makes a list', ops: { add: { Via: '1.1 lb' } }, before: { via: '1.0 a' }, after: { via: ['1.0 a', '1.1 lb'] } },
+  { desc: 'add a list to a list', ops: { add: { 'Set-Cookie': ['c=3', 'd=4'] } }, before: { 'set-cookie': ['a=1'] }, after: { 'set-cookie': ['a=1', 'c=3', 'd=4'] } },
+  { desc: 'add a list to a missing header', ops: { add: { 'X-L': ['1', '2'] } }, before: {}, after: { 'x-l': ['1', '2'] } },
+  { desc: 'add a list to a string', ops: { add: { 'X-L': ['1', '2'] } }, before: { 'x-l': '0' }, after: { 'x-l': ['0', '1', '2'] } },
+  { desc: 'remove, whatever the case', ops: { remove: ['X-Debug', 'SERVER'] }, before: { 'x-debug': '1', server: 'nginx', keep: 'y' }, after: { keep: 'y' } },
+  { desc: 'remove a header that is not there', ops: { remove: ['X-Nope'] }, before: { a: '1' }, after: { a: '1' } },
+  { desc: 'remove then set: the set value stays', ops: { remove: ['Server'], set: { Server: 'lb' } }, before: { server: 'nginx' }, after: { server: 'lb' } },
+  { desc: 'set then add: add appends to the set value', ops: { set: { 'X-A': '1' }, add: { 'X-A': '2' } }, before: { 'x-a': '0' }, after: { 'x-a': ['1', '2'] } },
+  { desc: 'undefined entries (request maps) count as missing', ops: { add: { 'X-A': '1' } }, before: { 'x-a': undefined }, after: { 'x-a': '1' } },
+];
+for (const { desc, ops, before, after } of cases) {
+  test(`apply: ${desc}`, () => {
+    const map = structuredClone(before);
+    applyHeaderOps(compileHeaderOps(ops, 'response'), map);
+    assert.deepEqual(map, after);
+  });
+}
+
+test('apply never hands out the configured list: later appends do not change the config', () => {
+  const ops = compileHeaderOps({ add: { 'X-L': ['1', '2'] } }, 'request');
+  const first: HeaderMap = {};
+  applyHeaderOps(ops, first);
+  (first['x-l'] as string[]).push('3');
+  const second: HeaderMap = {};
+  applyHeaderOps(ops, second);
+  assert.deepEqual(second, { 'x-l': ['1', '2'] });
+});
+
+function fakeContext(requestHeaders: HeaderMap): RequestContext {
+  return { headers: requestHeaders, response: undefined } as unknown as RequestContext;
+}
+
+test('handle: request ops before next(), response ops after it', async () => {
+  const instance = await headers.create(
+    config({
+      request: { set: { 'X-Served-By': 'lb' }, remove: ['X-Debug'], add: { Via: 'lb' } },
+      response: { set: { 'X-Frame-Options': 'DENY' }, remove: ['Server'] },
+    }),
+    api,
+  );
+  const ctx = fakeContext({ 'x-debug': '1', via: 'client' });
+  let seenUpstream: HeaderMap | undefined;
+  await instance.handle(ctx, async () => {
+    seenUpstream = { ...ctx.headers };
+    const response: ResponseHead = { status: 200, headers: { server: 'nginx', 'content-type': 'text/plain' }, source: 'backend' };
+    ctx.response = response;
+  });
+  assert.deepEqual(seenUpstream, { 'x-served-by': 'lb', via: ['client', 'lb'] });
+  assert.deepEqual(ctx.response!.headers, { 'content-type': 'text/plain', 'x-frame-options': 'DENY' });
+});
+
+test('handle: no response ops → next() promise passed through; no response → nothing to do', async () => {
+  const requestOnly = await headers.create(config({ request: { set: { 'X-A': '1' } } }), api);
+  const ctx = fakeContext({});
+  const marker = Promise.resolve();
+  assert.equal(requestOnly.handle(ctx, () => marker), marker);
+  const responseOnly = await headers.create(config({ response: { set: { 'X-A': '1' } } }), api);
+  await responseOnly.handle(ctx, async () => {});
+  assert.equal(ctx.response, undefined);
+});
+
+test('handle: next() failing propagates', async () => {
+  const instance = await headers.create(config({ response: { set: { 'X-A': '1' } } }), api);
+  await assert.rejects(instance.handle(fakeContext({}), () => Promise.reject(new Error('boom'))), /boom/);
+});
+
+// End to end: real backends, real proxy, real sockets on 127.0.0.1.
+
+test('e2e: set/add/remove both ways, seen by the backend and by the client; route pipelines add their own', async () => {
+  const backend = await startBackend('b1', (req, res) => {
+    res.setHeader('server', 'nginx/1.25');
+    res.setHeader('x-powered-by', 'php');
+    res.setHeader('x-backend-tag', 'kept');
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(req.headers));
+  });
+  let lb: RunningSwitchyard | undefined;
+  try {
+    lb = await startSwitchyard({
+      toml: `
+[server]
+listen = "127.0.0.1:0"
+[pools.web]
+backends = [{ url = "${backend.url}" }]
+
+[[routes]]
+match = { path_prefix = "/v1/" }
+pool = "web"
+  [[routes.pipeline]]
+  plugin = "headers"
+  request.set = { "X-Api" = "1" }
+
+[[routes]]
+match = { path_prefix = "/" }
+pool = "web"
+
+[[pipeline]]
+plugin = "headers"
+request.set = { "X-Served-By" = "lb", "X-Overwritten" = "by-lb" }
+request.add = { "X-Tag" = ["lb-1", "lb-2"] }
+request.remove = ["X-Debug"]
+response.set = { "X-Frame-Options" = "DENY" }
+response.add = { "X-Backend-Tag" = "added" }
+response.remove = ["Server", "x-powered-by"]
+`,
+    });
+    const res = await request(`${lb.url}/v1/users`, {
+      headers: { 'x-debug': '1', 'x-tag': 'client', 'x-overwritten': 'by-client', 'x-untouched': 'yes' },
+    });
+    assert.equal(res.status, 200);
+    const seen = JSON.parse(res.body) as Record<string, string>;
+    assert.equal(seen['x-served-by'], 'lb');
+    assert.equal(seen['x-overwritten'], 'by-lb');
+    assert.equal(seen['x-tag'], 'client, lb-1, lb-2', 'appended after the client value');
+    assert.equal(seen['x-debug'], undefined);
+    assert.equal(seen['x-untouched'], 'yes');
+    assert.equal(seen['x-api'], '1', 'route pipeline');
+    assert.ok(seen['x-forwarded-for'], 'X-Forwarded-* left to the core');
+
+    assert.equal(res.headers['x-frame-options'], 'DENY');
+    assert.equal(res.headers.server, undefined);
+    assert.equal(res.headers['x-powered-by'], undefined);
+    assert.equal(res.headers['x-backend-tag'], 'kept, added');
+    assert.equal(res.headers['content-type'], 'application/json');
+
+    const other = JSON.parse((await request(`${lb.url}/other`)).body) as Record<string, string>;
+    assert.equal(other['x-api'], undefined, 'the route pipeline applies to its route only');
+    assert.equal(other['x-served-by'], 'lb');
+  } finally {
+    await lb?.close();
+    await backend.close();
+  }
+});
+
+test('e2e: response headers also apply to local answers (a 429 from rate-limit)', async () => {
+  const backend = await startBackend('b1');
+  let lb: RunningSwitchyard | undefined;
+  try {
+    lb = await startSwitchyard({
+      toml: `
+[server]
+listen = "127.0.0.1:0"
+[pools.web]
+backends = [{ url = "${backend.url}" }]
+[[pipeline]]
+plugin = "headers"
+response.set = { "X-Frame-Options" = "DENY" }
+[[pipeline]]
+plugin = "rate-limit"
+rate = 1
+burst = 1
+`,
+    });
+    assert.equal((await request(lb.url)).status, 200);
+    const limited = await request(lb.url);
+    assert.equal(limited.status, 429);
+    assert.equal(limited.headers['x-frame-options'], 'DENY');
+  } finally {
+    await lb?.close();
+    await backend.close();
+  }
+});

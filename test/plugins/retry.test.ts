@@ -1,0 +1,348 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { Ajv } from 'ajv';
+import { LbError, type MiddlewareDefinition, type PluginApi, type RequestContext, type ResponseHead } from '../../src/index.js';
+import retryPlugin, {
+  backoffDelay,
+  compilePolicy,
+  outcomeOfError,
+  schema,
+  shouldRetry,
+  type Outcome,
+  type RetryConfig,
+} from '../../plugins/retry.js';
+import { startSwitchyard, type RunningSwitchyard } from '../../src/testing.js';
+import { freePort, startBackend } from '../helpers/backends.js';
+import { request } from '../helpers/http-client.js';
+
+/** Through the contract, as the core calls it. */
+const retry: MiddlewareDefinition = retryPlugin;
+const noop = () => {};
+const api = { pluginName: 'retry', clock: { now: () => Date.now() }, logger: { debug: noop, info: noop, warn: noop, error: noop } } as unknown as PluginApi;
+/** Same options as the core's config loader. */
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+const validate = ajv.compile(schema);
+
+function config(table: unknown): RetryConfig {
+  const copy = structuredClone(table);
+  assert.ok(validate(copy), JSON.stringify(validate.errors));
+  return copy as unknown as RetryConfig;
+}
+
+/** Every object schema closed, every property described. */
+function assertDescribed(node: unknown, path = ''): void {
+  if (node === null || typeof node !== 'object') return;
+  const s = node as Record<string, unknown>;
+  if (s.properties) {
+    assert.equal(s.additionalProperties, false, `${path} must set additionalProperties: false`);
+    for (const [key, sub] of Object.entries(s.properties as Record<string, Record<string, unknown>>)) {
+      assert.equal(typeof sub.description, 'string', `${path}.${key} has no description`);
+      assertDescribed(sub, `${path}.${key}`);
+    }
+  }
+}
+
+test('schema: closed, described, defaults filled', () => {
+  assertDescribed(schema);
+  assert.deepEqual(config({}), {
+    attempts: 3,
+    backoff: '50ms',
+    on: ['connect-error', '502', '503', '504'],
+    methods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'],
+    max_replay_body: '1MB',
+  });
+});
+
+const tables = [
+  { desc: 'reference table', table: { attempts: 3, backoff: '50ms', methods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'], on: ['connect-error', '502', '503', '504'] }, ok: true },
+  { desc: 'reset, timeout and 429', table: { on: ['reset', 'timeout', '429'] }, ok: true },
+  { desc: 'POST listed', table: { methods: ['GET', 'POST'] }, ok: true },
+  { desc: 'attempts 0', table: { attempts: 0 }, ok: false },
+  { desc: 'status as a number', table: { on: [503] }, ok: false },
+  { desc: 'unknown condition', table: { on: ['refused'] }, ok: false },
+  { desc: '200 is not a failure', table: { on: ['200'] }, ok: false },
+  { desc: 'backoff as a number', table: { backoff: 50 }, ok: false },
+  { desc: 'max_replay_body not a size', table: { max_replay_body: '1 megabyte' }, ok: false },
+  { desc: 'unknown property', table: { retries: 2 }, ok: false },
+];
+for (const { desc, table, ok } of tables) {
+  test(`schema ${ok ? 'accepts' : 'rejects'}: ${desc}`, () => {
+    assert.equal(validate(structuredClone(table)), ok, JSON.stringify(validate.errors));
+  });
+}
+
+const delays = [
+  { desc: 'first retry, no jitter (random 0.5)', base: 50, n: 1, random: 0.5, ms: 50 },
+  { desc: 'second retry doubles', base: 50, n: 2, random: 0.5, ms: 100 },
+  { desc: 'third retry doubles again', base: 50, n: 3, random: 0.5, ms: 200 },
+  { desc: 'lowest jitter halves', base: 50, n: 2, random: 0, ms: 50 },
+  { desc: 'highest jitter ×1.5', base: 50, n: 2, random: 1, ms: 150 },
+  { desc: 'capped at 10 × base', base: 50, n: 8, random: 0.5, ms: 500 },
+  { desc: 'zero base never waits', base: 0, n: 3, random: 0.9, ms: 0 },
+];
+for (const { desc, base, n, random, ms } of delays) {
+  test(`backoffDelay: ${desc}`, () => {
+    assert.equal(backoffDelay(base, n, random), ms);
+  });
+}
+
+const policy = compilePolicy({ attempts: 3, on: ['connect-error', '502', '503', '504'], methods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'] });
+const everything = compilePolicy({ attempts: 3, on: ['connect-error', 'reset', 'timeout', '503'], methods: ['get'] });
+const noConnect = compilePolicy({ attempts: 3, on: ['503'], methods: ['GET'] });
+
+const decisions: { desc: string; p: typeof policy; outcome: Outcome; attempt: number; method: boolean; replayable: boolean; retry: boolean }[] = [
+  { desc: 'GET 503', p: policy, outcome: 503, attempt: 1, method: true, replayable: true, retry: true },
+  { desc: 'GET 502 on the second try', p: policy, outcome: 502, attempt: 2, method: true, replayable: true, retry: true },
+  { desc: 'GET 503 on the last try', p: policy, outcome: 503, attempt: 3, method: true, replayable: true, retry: false },
+  { desc: 'GET 500 (not listed)', p: policy, outcome: 500, attempt: 1, method: true, replayable: true, retry: false },
+  { desc: 'GET 200', p: policy, outcome: 200, attempt: 1, method: true, replayable: true, retry: false },
+  { desc: 'GET 404', p: policy, outcome: 404, attempt: 1, method: true, replayable: true, retry: false },
+  { desc: 'GET connect error', p: policy, outcome: 'connect-error', attempt: 1, method: true, replayable: true, retry: true },
+  { desc: 'GET reset (not listed by default)', p: policy, outcome: 'reset', attempt: 1, method: true, replayable: true, retry: false },
+  { desc: 'GET timeout (not listed by default)', p: policy, outcome: 'timeout', attempt: 1, method: true, replayable: true, retry: false },
+  { desc: 'GET reset, listed', p: everything, outcome: 'reset', attempt: 1, method: true, replayable: true, retry: true },
+  { desc: 'GET timeout, listed', p: everything, outcome: 'timeout', attempt: 1, method: true, replayable: true, retry: true },
+  { desc: 'POST 503', p: policy, outcome: 503, attempt: 1, method: false, replayable: true, retry: false },
+  { desc: 'POST reset', p: everything, outcome: 'reset', attempt: 1, method: false, replayable: true, retry: false },
+  { desc: 'POST timeout', p: everything, outcome: 'timeout', attempt: 1, method: false, replayable: true, retry: false },
+  { desc: 'POST connect error (nothing was sent)', p: policy, outcome: 'connect-error', attempt: 1, method: false, replayable: false, retry: true },
+  { desc: 'POST connect error on the last try', p: policy, outcome: 'connect-error', attempt: 3, method: false, replayable: false, retry: false },
+  { desc: 'connect error not listed', p: noConnect, outcome: 'connect-error', attempt: 1, method: true, replayable: true, retry: false },
+  { desc: 'PUT with an unbuffered body, 503', p: policy, outcome: 503, attempt: 1, method: true, replayable: false, retry: false },
+  { desc: 'PUT with an unbuffered body, connect error', p: policy, outcome: 'connect-error', attempt: 1, method: true, replayable: false, retry: true },
+  { desc: 'other error (e.g. protocol)', p: everything, outcome: 'other-error', attempt: 1, method: true, replayable: true, retry: false },
+  { desc: 'method list is case-insensitive in config', p: everything, outcome: 503, attempt: 1, method: everything.methods.has('GET'), replayable: true, retry: true },
+];
+for (const d of decisions) {
+  test(`shouldRetry: ${d.desc} → ${d.retry}`, () => {
+    assert.equal(shouldRetry(d.p, d.outcome, d.attempt, d.method, d.replayable), d.retry);
+  });
+}
+
+const errors: { desc: string; err: unknown; outcome: Outcome }[] = [
+  { desc: 'connect', err: new LbError('LB_ERR_UPSTREAM_CONNECT'), outcome: 'connect-error' },
+  { desc: 'reset', err: new LbError('LB_ERR_UPSTREAM_RESET'), outcome: 'reset' },
+  { desc: 'timeout', err: new LbError('LB_ERR_UPSTREAM_TIMEOUT'), outcome: 'timeout' },
+  { desc: 'protocol', err: new LbError('LB_ERR_UPSTREAM_PROTOCOL'), outcome: 'other-error' },
+  { desc: 'no backend', err: new LbError('LB_ERR_NO_BACKEND'), outcome: 'other-error' },
+  { desc: 'client gone', err: new LbError('LB_ERR_CLIENT_GONE'), outcome: 'other-error' },
+  { desc: 'plain Error', err: new Error('ECONNREFUSED'), outcome: 'other-error' },
+];
+for (const { desc, err, outcome } of errors) {
+  test(`outcomeOfError: ${desc}`, () => {
+    assert.equal(outcomeOfError(err), outcome);
+  });
+}
+
+type Step = number | LbError | 'local';
+
+interface FakeContext extends RequestContext {
+  buffered: number;
+}
+
+/** A context whose next() plays `steps` in order (a status from a backend, a thrown error, or a local answer). */
+function scripted(method: string, body: RequestContext['body'], steps: Step[], bufferResult: 'fits' | 'too-large' = 'fits') {
+  const ctx = {
+    method,
+    body,
+    buffered: 0,
+    response: undefined as ResponseHead | undefined,
+    backend: undefined,
+    async bufferBody() {
+      ctx.buffered++;
+      if (bufferResult === 'too-large') return undefined;
+      ctx.body = Buffer.from('payload');
+      return ctx.body;
+    },
+  } as unknown as FakeContext;
+  let calls = 0;
+  const next = async () => {
+    const step = steps[calls++];
+    if (step === undefined) throw new Error('next() called more often than scripted');
+    if (step instanceof LbError) throw step;
+    ctx.response = step === 'local' ? { status: 503, headers: {}, source: 'local' } : { status: step, headers: {}, source: 'backend' };
+  };
+  return { ctx, next, calls: () => calls };
+}
+
+const connect = () => new LbError('LB_ERR_UPSTREAM_CONNECT');
+const reset = () => new LbError('LB_ERR_UPSTREAM_RESET');
+const stream = () => Readable.from([Buffer.from('payload')]);
+
+const flows: {
+  desc: string;
+  table?: Record<string, unknown>;
+  method: string;
+  body?: 'stream' | 'buffer';
+  bufferResult?: 'fits' | 'too-large';
+  steps: Step[];
+  calls: number;
+  status?: number;
+  throws?: string;
+  buffered?: number;
+}[] = [
+  { desc: 'GET 200: one try', method: 'GET', steps: [200], calls: 1, status: 200 },
+  { desc: 'GET 503 then 200: retried', method: 'GET', steps: [503, 200], calls: 2, status: 200 },
+  { desc: 'GET 503 three times: the last response is left', method: 'GET', steps: [503, 502, 503], calls: 3, status: 503 },
+  { desc: 'GET connect error then 200', method: 'GET', steps: [connect(), 200], calls: 2, status: 200 },
+  { desc: 'GET connect errors exhausted: the last error is rethrown', method: 'GET', steps: [connect(), connect(), connect()], calls: 3, throws: 'LB_ERR_UPSTREAM_CONNECT' },
+  { desc: 'GET connect error, then reset (not in on): the reset is rethrown', method: 'GET', steps: [connect(), reset()], calls: 2, throws: 'LB_ERR_UPSTREAM_RESET' },
+  { desc: 'GET reset (not in on): rethrown at once', method: 'GET', steps: [reset()], calls: 1, throws: 'LB_ERR_UPSTREAM_RESET' },
+  { desc: 'GET local 503 (circuit open, …): not retried', method: 'GET', steps: ['local'], calls: 1, status: 503 },
+  { desc: 'POST 503: not retried', method: 'POST', body: 'stream', steps: [503], calls: 1, status: 503, buffered: 0 },
+  { desc: 'POST connect error: retried', method: 'POST', body: 'stream', steps: [connect(), 200], calls: 2, status: 200, buffered: 0 },
+  { desc: 'POST listed in methods: buffered and retried on 503', table: { methods: ['POST'] }, method: 'POST', body: 'stream', steps: [503, 200], calls: 2, status: 200, buffered: 1 },
+  { desc: 'PUT with a small body: buffered, retried on 503', method: 'PUT', body: 'stream', steps: [503, 200], calls: 2, status: 200, buffered: 1 },
+  { desc: 'PUT with a body too large to replay: 503 not retried', method: 'PUT', body: 'stream', bufferResult: 'too-large', steps: [503], calls: 1, status: 503, buffered: 1 },
+  { desc: 'PUT with a body too large to replay: connect error retried', method: 'PUT', body: 'stream', bufferResult: 'too-large', steps: [connect(), 200], calls: 2, status: 200 },
+  { desc: 'PUT whose body is already a Buffer: retried without buffering', method: 'PUT', body: 'buffer', steps: [503, 200], calls: 2, status: 200, buffered: 0 },
+  { desc: 'attempts = 1: never retried', table: { attempts: 1 }, method: 'GET', steps: [503], calls: 1, status: 503 },
+  { desc: 'attempts = 5', table: { attempts: 5 }, method: 'GET', steps: [503, 503, 503, 503, 200], calls: 5, status: 200 },
+];
+for (const f of flows) {
+  test(`handle: ${f.desc}`, async () => {
+    const instance = await retry.create(config({ backoff: '0ms', ...f.table }), api);
+    const body = f.body === 'stream' ? stream() : f.body === 'buffer' ? Buffer.from('x') : null;
+    const { ctx, next, calls } = scripted(f.method, body, f.steps, f.bufferResult);
+    if (f.throws !== undefined) {
+      await assert.rejects(instance.handle(ctx, next), { code: f.throws });
+    } else {
+      await instance.handle(ctx, next);
+      assert.equal(ctx.response?.status, f.status);
+    }
+    assert.equal(calls(), f.calls);
+    if (f.buffered !== undefined) assert.equal(ctx.buffered, f.buffered);
+  });
+}
+
+test('handle: a plugin bug (not an LbError) is not retried', async () => {
+  const instance = await retry.create(config({ backoff: '0ms' }), api);
+  let calls = 0;
+  await assert.rejects(
+    instance.handle(scripted('GET', null, []).ctx, async () => {
+      calls++;
+      throw new TypeError('bug');
+    }),
+    TypeError,
+  );
+  assert.equal(calls, 1);
+});
+
+test('handle: waits the backoff between tries, and not much longer', async () => {
+  const instance = await retry.create(config({ backoff: '40ms' }), api);
+  const { ctx, next } = scripted('GET', null, [503, 503, 200]);
+  const started = performance.now();
+  await instance.handle(ctx, next);
+  const elapsed = performance.now() - started;
+  // 40 ms × [0.5, 1.5) + 80 ms × [0.5, 1.5) → between 60 and 180 ms.
+  assert.ok(elapsed >= 55, `waited only ${elapsed} ms`);
+  assert.ok(elapsed < 400, `waited ${elapsed} ms`);
+});
+
+// End to end: real backends, real proxy, real sockets on 127.0.0.1.
+
+function retryToml(urls: string[], extra = ''): string {
+  return `
+[server]
+listen = "127.0.0.1:0"
+[pools.web]
+strategy = "round-robin"
+passive_failures = 0
+backends = [${urls.map((u) => `{ url = "${u}" }`).join(', ')}]
+[[pipeline]]
+plugin = "retry"
+backoff = "10ms"
+${extra}
+`;
+}
+
+test('e2e: a backend that refuses connections beside a healthy one — GET (and POST, nothing was sent) always succeed', async () => {
+  const healthy = await startBackend('ok');
+  healthy.handler = (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => res.end(`ok:${Buffer.concat(chunks).toString()}`));
+  };
+  const closedPort = await freePort();
+  let lb: RunningSwitchyard | undefined;
+  try {
+    lb = await startSwitchyard({ toml: retryToml([`http://127.0.0.1:${closedPort}`, healthy.url]) });
+    for (let i = 0; i < 10; i++) {
+      const get = await request(lb.url);
+      assert.equal(get.status, 200, `GET ${i}: ${get.body}`);
+      const post = await request(lb.url, { method: 'POST', body: `p${i}`, headers: { 'content-type': 'text/plain' } });
+      assert.equal(post.status, 200, `POST ${i}: ${post.body}`);
+      assert.equal(post.body, `ok:p${i}`, 'the body arrives whole after a connect-error retry');
+    }
+    assert.equal(healthy.hits, 20);
+  } finally {
+    await lb?.close();
+    await healthy.close();
+  }
+});
+
+test('e2e: a backend answering 503 — POST is not retried, GET (with or without a body) is retried on the other backend', async () => {
+  const failing = await startBackend('failing', (_req, res) => {
+    res.statusCode = 503;
+    res.end('unavailable');
+  });
+  const healthy = await startBackend('ok', (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => res.end(`ok:${Buffer.concat(chunks).toString()}`));
+  });
+  let lb: RunningSwitchyard | undefined;
+  try {
+    lb = await startSwitchyard({ toml: retryToml([failing.url, healthy.url]) });
+    let posts503 = 0;
+    for (let i = 0; i < 4; i++) {
+      const before = { failing: failing.hits, healthy: healthy.hits };
+      const post = await request(lb.url, { method: 'POST', body: 'x' });
+      if (post.status === 503) {
+        posts503++;
+        assert.deepEqual({ failing: failing.hits - before.failing, healthy: healthy.hits - before.healthy }, { failing: 1, healthy: 0 }, 'POST tried once');
+      } else {
+        assert.equal(post.status, 200);
+      }
+    }
+    assert.ok(posts503 >= 1, 'round-robin sent some POSTs to the failing backend');
+
+    const failingBefore = failing.hits;
+    for (let i = 0; i < 6; i++) {
+      const get = await request(lb.url);
+      assert.equal(get.status, 200, `GET ${i}`);
+      assert.equal(get.body, 'ok:');
+      const put = await request(lb.url, { method: 'PUT', body: `put-${i}` });
+      assert.equal(put.status, 200, `PUT ${i}`);
+      assert.equal(put.body, `ok:put-${i}`, 'a buffered body is replayed whole');
+    }
+    assert.ok(failing.hits > failingBefore, 'the failing backend was tried first at times, then the request was retried');
+  } finally {
+    await lb?.close();
+    await Promise.all([failing.close(), healthy.close()]);
+  }
+});
+
+test('e2e: a body larger than max_replay_body is streamed once and not retried on 503', async () => {
+  const failing = await startBackend('failing', (req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.statusCode = 503;
+      res.end('unavailable');
+    });
+  });
+  let lb: RunningSwitchyard | undefined;
+  try {
+    lb = await startSwitchyard({ toml: retryToml([failing.url], 'max_replay_body = "1KB"') });
+    const small = await request(lb.url, { method: 'PUT', body: 'x'.repeat(100) });
+    assert.equal(small.status, 503);
+    assert.equal(failing.hits, 3, 'a small body is retried (same backend: the only one)');
+    const large = await request(lb.url, { method: 'PUT', body: 'x'.repeat(64 * 1024) });
+    assert.equal(large.status, 503);
+    assert.equal(failing.hits, 4, 'a large body went once');
+  } finally {
+    await lb?.close();
+    await failing.close();
+  }
+});
