@@ -26,7 +26,17 @@
  * not change this plugin's table.
  */
 import { createHash } from 'node:crypto';
-import { definePlugin, type MiddlewareInstance, type Next, type PluginApi, type RequestContext } from '../src/index.js';
+import {
+  definePlugin,
+  durationSchema,
+  parseDuration,
+  type Logger,
+  type MiddlewareInstance,
+  type Next,
+  type PluginApi,
+  type RequestContext,
+} from '../src/index.js';
+import { RedisBucketStore } from './rate-limit/redis-store.js';
 
 export interface RateLimitConfig {
   readonly rate: number;
@@ -34,6 +44,8 @@ export interface RateLimitConfig {
   readonly key: string;
   readonly store: 'memory' | 'redis';
   readonly redis_url?: string;
+  readonly redis_failure: 'open' | 'closed';
+  readonly redis_timeout: string;
   readonly max_keys: number;
 }
 
@@ -256,6 +268,16 @@ export const schema = {
       pattern: '^rediss?://',
       description: 'Redis server for store = "redis", e.g. "redis://127.0.0.1:6379".',
     },
+    redis_failure: {
+      enum: ['open', 'closed'],
+      default: 'open',
+      description:
+        'With store = "redis": what a request gets while Redis cannot answer — "open" lets it through, "closed" answers 429. The outage is logged once.',
+    },
+    redis_timeout: durationSchema(
+      'With store = "redis": longest wait for Redis on a request before failing open or closed.',
+      '100ms',
+    ),
     max_keys: {
       type: 'integer',
       minimum: 1,
@@ -268,8 +290,19 @@ export const schema = {
 };
 
 /** The store a configuration asks for. */
-export function createStore(config: RateLimitConfig): RateLimitStore {
-  if (config.store === 'redis') throw new Error('store = "redis" is not available yet; use store = "memory"');
+export function createStore(config: RateLimitConfig, logger: Logger): RateLimitStore {
+  if (config.store === 'redis') {
+    return new RedisBucketStore({
+      url: config.redis_url!,
+      rate: config.rate,
+      burst: config.burst,
+      failure: config.redis_failure,
+      timeoutMs: parseDuration(config.redis_timeout),
+      // Limits with other parameters (or keys) must not share buckets.
+      keyPrefix: `switchyard:rl:${config.rate}:${config.burst}:${config.key}:`,
+      logger,
+    });
+  }
   return new MemoryBucketStore(config.rate, config.burst, config.max_keys);
 }
 
@@ -298,7 +331,7 @@ export default definePlugin({
   create(config: RateLimitConfig, api: PluginApi): MiddlewareInstance {
     const keyOf = keyFunction(config.key);
     // The previous generation's store, handed over because this table did not change.
-    const store: RateLimitStore = isStore(api.inherited) ? api.inherited : createStore(config);
+    const store: RateLimitStore = isStore(api.inherited) ? api.inherited : createStore(config, api.logger);
     const clock = api.clock;
     let handedOver = false;
     return {
