@@ -14,6 +14,12 @@ export interface DispatcherOptions {
   readonly maxConnections: number;
 }
 
+/**
+ * Upper bounds, in ms, of the request duration histogram's buckets (a last
+ * bucket above them is implied). Few on purpose: each costs a series per backend.
+ */
+export const DURATION_BUCKETS_MS: readonly number[] = [1, 5, 25, 100, 250, 1000, 2500, 10000];
+
 export interface StateChange {
   readonly backend: Backend;
   readonly from: BackendState;
@@ -32,6 +38,13 @@ export class Backend {
   failures = 0;
   /** Responses by status class: [1xx, 2xx, 3xx, 4xx, 5xx]. */
   readonly responses = [0, 0, 0, 0, 0];
+  /**
+   * Finished exchanges (response complete or failed) by duration: one count
+   * per DURATION_BUCKETS_MS bucket, then one for longer; not cumulative.
+   */
+  readonly durationCounts: number[] = new Array<number>(DURATION_BUCKETS_MS.length + 1).fill(0);
+  /** Sum of the durations counted in durationCounts, ms. */
+  durationSumMs = 0;
   state: BackendState = 'unknown';
   reason = 'not checked yet';
   changedAt = Date.now();
@@ -53,6 +66,14 @@ export class Backend {
     };
     this.dispatcherOptions = options;
     this.dispatcher = Backend.createDispatcher(url, options);
+  }
+
+  /** Counts one finished exchange that took `ms` from dispatch to its end. */
+  observeDuration(ms: number): void {
+    let i = 0;
+    while (i < DURATION_BUCKETS_MS.length && ms > DURATION_BUCKETS_MS[i]!) i++;
+    this.durationCounts[i]!++;
+    this.durationSumMs += ms;
   }
 
   /** In rotation: up, or not yet known to be down. */

@@ -1,17 +1,26 @@
 /**
  * Passive failure detection: consecutive connect failures or resets on real
  * traffic take a backend out of rotation at once. Active health checks bring
- * it back; a pool without them lets it back after `passive_cooldown`.
+ * it back; a backend no health table checks comes back after
+ * `passive_cooldown`, on probation: its next failure takes it out again.
  */
 import type { LbError } from '../errors.js';
 import { isBackendFault } from '../proxy/upstream-errors.js';
 import type { UpstreamExchange } from '../proxy/upstream-exchange.js';
+import type { Backend } from './backend.js';
 import type { BackendRegistry } from './backend-registry.js';
 
 export class PassiveDetector {
   readonly #timers = new Set<NodeJS.Timeout>();
 
-  constructor(private readonly registry: BackendRegistry) {}
+  /**
+   * @param activelyChecked whether active health checks watch a backend (then
+   * they, not the cooldown, bring it back — whichever pool the failing request was for).
+   */
+  constructor(
+    private readonly registry: BackendRegistry,
+    private readonly activelyChecked: (backend: Backend) => boolean = () => false,
+  ) {}
 
   readonly onFailure = (exchange: UpstreamExchange, err: LbError): void => {
     if (!isBackendFault(err)) return;
@@ -20,16 +29,17 @@ export class PassiveDetector {
     backend.passiveFailures++;
     if (pool.passiveFailures === 0 || backend.passiveFailures < pool.passiveFailures || backend.state === 'down') return;
     const cause = (err.cause as { code?: string; message?: string } | undefined) ?? {};
-    this.registry.setState(
-      backend,
-      'down',
-      `${backend.passiveFailures} consecutive failures on live traffic (last: ${cause.code ?? cause.message ?? err.code})`,
-    );
-    if (pool.health === undefined) {
+    const what = cause.code ?? cause.message ?? err.code;
+    const count = backend.passiveFailures;
+    this.registry.setState(backend, 'down', count === 1 ? `${what} on live traffic` : `${what} on live traffic (${count} in a row)`);
+    if (pool.health === undefined && !this.activelyChecked(backend)) {
+      const threshold = pool.passiveFailures;
       const timer = setTimeout(() => {
         this.#timers.delete(timer);
         if (backend.state === 'down') {
-          backend.passiveFailures = 0;
+          // Probation: one more failure before any success takes it out again,
+          // instead of `passive_failures` more failed requests per cooldown.
+          backend.passiveFailures = threshold - 1;
           this.registry.setState(backend, 'unknown', `back in rotation after passive cooldown of ${pool.passiveCooldown}ms`);
         }
       }, pool.passiveCooldown);

@@ -1,0 +1,249 @@
+/**
+ * Active health checking: one probe loop per backend URL, whatever number of
+ * pools list it, so N pools sharing a backend still probe it once per
+ * interval. It knows no checker by name: each pool's checker instance comes
+ * from the configuration generation (`healthCheckers`), and outcomes reach
+ * the rest of the process only through `registry.setState()`.
+ *
+ * It depends on nothing of the traffic server — a generation-shaped plan in,
+ * state changes out — so it can move into a process of its own that pushes
+ * state to workers.
+ *
+ * Per backend: never more than one probe in flight; the next one is due an
+ * interval (± a little jitter) after the previous one was due, or starts
+ * right after it ended when it took longer. `unhealthy_after` consecutive failures take a
+ * backend out of rotation, `healthy_after` consecutive successes bring it
+ * back. A backend nobody has checked yet is 'unknown' and serves; its first
+ * success makes it 'up' at once.
+ */
+import type { HealthConfig } from '../config/types.js';
+import type { HealthInstance, Logger } from '../plugin/types.js';
+import type { Backend, StateChange } from '../pool/backend.js';
+import type { BackendRegistry } from '../pool/backend-registry.js';
+import { runProbe, type ProbeOutcome } from './probe.js';
+
+/** A pool as the scheduler needs it (a PoolRuntime is one). */
+export interface HealthPlanPool {
+  readonly name: string;
+  readonly config: { readonly health: HealthConfig | undefined };
+  readonly backends: readonly { readonly backend: Backend }[];
+}
+
+/** What the scheduler follows (a Generation is one). */
+export interface HealthPlan {
+  readonly pools: ReadonlyMap<string, HealthPlanPool>;
+  readonly healthCheckers: ReadonlyMap<string, HealthInstance>;
+}
+
+/** Probe results of one backend since its loop started. */
+export interface ProbeTally {
+  passed: number;
+  failed: number;
+}
+
+/** How a backend is probed: by the first pool (in config order) that lists it and has a health table. */
+interface Assignment {
+  readonly backend: Backend;
+  readonly pool: string;
+  readonly checker: HealthInstance;
+  readonly health: HealthConfig;
+}
+
+/** Share of the interval a probe's start may move either way, so probes of many backends spread out. */
+const JITTER = 0.05;
+/** The first probe of a new backend comes within this share of its interval (at most FIRST_PROBE_MAX_MS). */
+const FIRST_PROBE_SPREAD = 0.2;
+const FIRST_PROBE_MAX_MS = 1000;
+
+class ProbeLoop {
+  successes = 0;
+  failures = 0;
+  timer: NodeJS.Timeout | undefined;
+  /** Set while a probe is in flight. */
+  controller: AbortController | undefined;
+  /** performance.now() when the current (or last) probe started. */
+  startedAt = 0;
+  /** performance.now() the scheduled probe is due at: the next is due an interval later, so timer lateness does not add up. */
+  dueAt = 0;
+  readonly tally: ProbeTally = { passed: 0, failed: 0 };
+
+  constructor(public assignment: Assignment) {}
+
+  get backend(): Backend {
+    return this.assignment.backend;
+  }
+
+  /** Abandons the probe in flight (its outcome will be ignored) and the scheduled one. */
+  halt(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const controller = this.controller;
+    this.controller = undefined;
+    controller?.abort(new DOMException('health check abandoned', 'AbortError'));
+  }
+}
+
+export interface HealthSchedulerOptions {
+  /** Random numbers in [0, 1) for jitter; tests may make it fixed. */
+  readonly random?: () => number;
+}
+
+export class HealthScheduler {
+  readonly #loops = new Map<string, ProbeLoop>();
+  readonly #random: () => number;
+  #stopped = false;
+  readonly #onChange = ({ backend, from, to }: StateChange): void => {
+    const loop = this.#loops.get(backend.url);
+    if (loop === undefined || loop.backend !== backend) return;
+    // A change made elsewhere (passive detection) restarts the count toward the
+    // opposite threshold: `healthy_after` means successes since it went down.
+    if (to === 'down') loop.successes = 0;
+    else if (from === 'down') loop.failures = 0;
+  };
+
+  constructor(
+    private readonly registry: BackendRegistry,
+    private readonly logger: Logger,
+    options: HealthSchedulerOptions = {},
+  ) {
+    this.#random = options.random ?? Math.random;
+    registry.on('change', this.#onChange);
+  }
+
+  /**
+   * Follows `plan` (the generation now serving): starts loops for newly
+   * checked backends, stops those no pool checks any more, and moves the
+   * rest to the new checker instances. Surviving backends keep their state
+   * and their consecutive counts; a probe in flight with the old checker is
+   * abandoned and a new one starts shortly.
+   */
+  sync(plan: HealthPlan): void {
+    if (this.#stopped) return;
+    const wanted = new Map<string, Assignment>();
+    const served = new Set<string>();
+    for (const pool of plan.pools.values()) {
+      const health = pool.config.health;
+      const checker = plan.healthCheckers.get(pool.name);
+      for (const { backend } of pool.backends) {
+        served.add(backend.url);
+        if (health === undefined || checker === undefined || wanted.has(backend.url)) continue;
+        wanted.set(backend.url, { backend, pool: pool.name, checker, health });
+      }
+    }
+
+    for (const [url, loop] of this.#loops) {
+      if (wanted.has(url)) continue;
+      loop.halt();
+      this.#loops.delete(url);
+      // Nothing will bring it back any more: a backend still in use leaves the
+      // verdict of checks that no longer exist, and serves like any unchecked one.
+      if (served.has(url) && loop.backend.state === 'down') {
+        this.registry.setState(loop.backend, 'unknown', 'active health checks were removed from its pool');
+      }
+    }
+
+    for (const [url, assignment] of wanted) {
+      const loop = this.#loops.get(url);
+      if (loop === undefined) {
+        const created = new ProbeLoop(assignment);
+        this.#loops.set(url, created);
+        this.#schedule(created, this.#random() * Math.min(assignment.health.interval * FIRST_PROBE_SPREAD, FIRST_PROBE_MAX_MS));
+        continue;
+      }
+      const previous = loop.assignment;
+      loop.assignment = assignment;
+      if (previous.backend !== assignment.backend) {
+        loop.successes = 0;
+        loop.failures = 0;
+      }
+      if (loop.controller !== undefined) {
+        loop.halt();
+        this.#schedule(loop, this.#jitter(assignment.health.interval));
+      } else if (assignment.health.interval < previous.health.interval) {
+        // Do not wait out the old, longer interval.
+        const due = Math.max(0, loop.startedAt + assignment.health.interval - performance.now());
+        this.#schedule(loop, due);
+      }
+    }
+  }
+
+  /** Abandons every probe and stops scheduling (shutdown). */
+  stop(): void {
+    this.#stopped = true;
+    for (const loop of this.#loops.values()) loop.halt();
+    this.#loops.clear();
+    this.registry.off('change', this.#onChange);
+  }
+
+  /** Probe results of the backend at `url`, while it is checked. */
+  tally(url: string): Readonly<ProbeTally> | undefined {
+    return this.#loops.get(url)?.tally;
+  }
+
+  /** The pool whose health table checks the backend at `url`, while it is checked. */
+  checkedBy(url: string): string | undefined {
+    return this.#loops.get(url)?.assignment.pool;
+  }
+
+  /** Backend URLs with a probe loop. */
+  get checkedUrls(): string[] {
+    return [...this.#loops.keys()];
+  }
+
+  #jitter(interval: number): number {
+    return interval * JITTER * (this.#random() * 2 - 1);
+  }
+
+  #schedule(loop: ProbeLoop, delayMs: number): void {
+    clearTimeout(loop.timer);
+    const delay = Math.max(0, delayMs);
+    loop.dueAt = performance.now() + delay;
+    loop.timer = setTimeout(this.#probe, delay, loop);
+    loop.timer.unref();
+  }
+
+  readonly #probe = async (loop: ProbeLoop): Promise<void> => {
+    loop.timer = undefined;
+    if (this.#stopped || this.#loops.get(loop.backend.url) !== loop) return;
+    const { checker, health, backend } = loop.assignment;
+    const controller = new AbortController();
+    loop.controller = controller;
+    loop.startedAt = performance.now();
+    const outcome = await runProbe(checker, backend.target, controller, health.timeout);
+    // Abandoned (reload, shutdown) or superseded: this probe no longer counts.
+    if (outcome === undefined || loop.controller !== controller) return;
+    loop.controller = undefined;
+    try {
+      this.#record(loop, outcome);
+    } catch (err) {
+      // A throwing 'change' listener must not end this backend's checks.
+      this.logger.error({ err, backend: backend.url }, `recording the health of ${backend.url} failed: ${(err as Error).message}`);
+    }
+    this.#schedule(loop, loop.dueAt + health.interval + this.#jitter(health.interval) - performance.now());
+  };
+
+  #record(loop: ProbeLoop, outcome: ProbeOutcome): void {
+    const { backend, health, pool } = loop.assignment;
+    backend.lastProbeMs = outcome.ms;
+    if (outcome.healthy) {
+      loop.tally.passed++;
+      loop.failures = 0;
+      loop.successes++;
+      if (backend.state === 'unknown' || (backend.state === 'down' && loop.successes >= health.healthyAfter)) {
+        this.registry.setState(backend, 'up', outcome.reason);
+      }
+      return;
+    }
+    loop.tally.failed++;
+    loop.successes = 0;
+    loop.failures++;
+    if (backend.state !== 'down' && loop.failures >= health.unhealthyAfter) {
+      this.registry.setState(backend, 'down', outcome.reason);
+    } else {
+      this.logger.debug(
+        { pool, backend: backend.url, reason: outcome.reason, consecutive: loop.failures, state: backend.state },
+        `health check of ${backend.url} failed (${loop.failures} in a row): ${outcome.reason}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * One health probe: a checker plugin's `check()` bounded by a timeout, its
+ * answer (boolean, { healthy, reason }, or a throw) turned into one outcome
+ * with a reason fit for a log line and /status.
+ */
+import type { HealthInstance, HealthTarget } from '../plugin/types.js';
+
+export interface ProbeOutcome {
+  readonly healthy: boolean;
+  /** e.g. `status 503`, `ECONNREFUSED`, `timeout after 1s`. */
+  readonly reason: string;
+  /** Time from the start of the probe to its outcome. */
+  readonly ms: number;
+}
+
+/** "1s", "1.5s", "250ms": how a timeout reads in a reason. */
+export function formatDuration(ms: number): string {
+  return ms >= 1000 && ms % 100 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+const ERRNO_CODE = /^E[A-Z0-9]+$/;
+
+/**
+ * The short reason for a failed check: a system error code (ECONNREFUSED,
+ * ECONNRESET, EHOSTUNREACH) when there is one — also one level down, as
+ * fetch() wraps them — else the error's message.
+ */
+export function reasonOf(err: unknown): string {
+  if (err === null || typeof err !== 'object') return String(err);
+  const e = err as { code?: unknown; message?: unknown; cause?: { code?: unknown } };
+  if (typeof e.code === 'string' && ERRNO_CODE.test(e.code)) return e.code;
+  if (typeof e.cause?.code === 'string' && ERRNO_CODE.test(e.cause.code)) return e.cause.code;
+  if (typeof e.message === 'string' && e.message !== '') return e.message;
+  return String(err);
+}
+
+/**
+ * Runs `checker.check()` with `controller.signal`. Resolves to the outcome,
+ * or to undefined when `controller` was aborted from outside before the
+ * check answered (the probe was abandoned: reload, shutdown). At `timeoutMs`
+ * the signal is aborted and the outcome is a failure, whether or not the
+ * checker honours the signal, so a stuck checker cannot stall the scheduler.
+ */
+export function runProbe(
+  checker: HealthInstance,
+  target: HealthTarget,
+  controller: AbortController,
+  timeoutMs: number,
+): Promise<ProbeOutcome | undefined> {
+  const started = performance.now();
+  return new Promise<ProbeOutcome | undefined>((resolve) => {
+    let done = false;
+    const finish = (healthy: boolean, reason: string): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      controller.signal.removeEventListener('abort', onAbandon);
+      resolve({ healthy, reason, ms: performance.now() - started });
+    };
+    const onAbandon = (): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resolve(undefined);
+    };
+    const timer = setTimeout(() => {
+      finish(false, `timeout after ${formatDuration(timeoutMs)}`);
+      controller.abort(new DOMException(`health check timed out after ${formatDuration(timeoutMs)}`, 'TimeoutError'));
+    }, timeoutMs);
+    controller.signal.addEventListener('abort', onAbandon, { once: true });
+
+    let answer: Promise<unknown>;
+    try {
+      answer = Promise.resolve(checker.check(target, controller.signal));
+    } catch (err) {
+      answer = Promise.reject(err);
+    }
+    answer.then(
+      (result) => {
+        if (typeof result === 'boolean') finish(result, result ? 'check passed' : 'check failed');
+        else if (result !== null && typeof result === 'object' && typeof (result as { healthy?: unknown }).healthy === 'boolean') {
+          const { healthy, reason } = result as { healthy: boolean; reason?: unknown };
+          finish(healthy, typeof reason === 'string' && reason !== '' ? reason : healthy ? 'check passed' : 'check failed');
+        } else {
+          finish(false, 'the health checker returned neither true/false nor { healthy, reason }');
+        }
+      },
+      (err: unknown) => finish(false, reasonOf(err)),
+    );
+  });
+}
