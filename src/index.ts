@@ -1,6 +1,9 @@
 /**
- * Switchyard's public API for plugin authors. Built-in plugins import only
- * from here, exactly as third-party plugins do.
+ * Switchyard's public API for plugin authors: `definePlugin`, the types of
+ * every hook and what it receives, errors with stable codes, and the
+ * duration/size helpers the core's own schemas use. Built-in plugins import
+ * only from here, exactly as third-party plugins do. Tests import
+ * `switchyard/testing`. The guide is PLUGINS.md.
  *
  * @example
  * ```ts
@@ -8,11 +11,13 @@
  * export default definePlugin({
  *   name: 'request-id', kind: 'middleware',
  *   schema: { type: 'object', properties: { header: { type: 'string', default: 'x-request-id' } } },
- *   create(config) {
+ *   create(config: { header: string }) {
  *     return { async handle(ctx, next) { ctx.headers[config.header] ??= crypto.randomUUID(); await next(); } };
  *   },
  * });
  * ```
+ *
+ * @packageDocumentation
  */
 import type { PluginDefinition } from './plugin/types.js';
 
@@ -20,7 +25,15 @@ export type * from './plugin/types.js';
 export { LbError, ERRORS, isConnectFailure, type ErrorCode } from './errors.js';
 export { parseDuration, parseSize, durationSchema, sizeSchema } from './units.js';
 
-/** Identity function that gives a plugin definition its types. */
+/**
+ * Declares a plugin: returns `definition` unchanged, typed. The `kind`
+ * decides which hook `create()` must return (`handle` for 'middleware',
+ * `pick` for 'strategy', `check` for 'health'), and the compiler checks it;
+ * annotate `create`'s `config` parameter with the type your `schema`
+ * describes. Make it the module's default export. Add
+ * `satisfies MiddlewareDefinition<MyConfig>` (or Strategy…, Health…) for
+ * the strictest check.
+ */
 export function definePlugin<const D extends PluginDefinition>(definition: D): D {
   return definition;
 }

@@ -1,60 +1,110 @@
 /**
- * Test helper for plugin authors and for Switchyard's own tests: start a real
- * Switchyard from TOML text in a few lines. The TOML is written to a fresh
- * temporary folder (so relative plugin paths resolve against `dir` if given),
- * the proxy runs in this process, and `close()` removes everything.
+ * Test helpers for plugin authors and for Switchyard's own tests, exported
+ * as `switchyard/testing`: start a real Switchyard from TOML text and
+ * throwaway HTTP backends on 127.0.0.1 in a few lines. Everything listens on
+ * loopback on a free port; every `close()` frees what it made.
  *
  * @example
  * ```ts
+ * import { startBackends, startSwitchyard } from 'switchyard/testing';
+ * const backends = await startBackends(2);          // answer "b1", "b2"
  * const lb = await startSwitchyard({ toml: `
  *   [server]
  *   listen = "127.0.0.1:0"
  *   [pools.web]
- *   backends = [{ url = "${backend.url}" }]
+ *   backends = [{ url = "${backends[0].url}" }, { url = "${backends[1].url}" }]
  * ` });
- * const res = await fetch(lb.url);
+ * const res = await fetch(lb.url);                  // "b1"
  * await lb.close();
+ * await Promise.all(backends.map((b) => b.close()));
  * ```
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { loadConfigFile } from './config/load.js';
+import { loadConfigText } from './config/load.js';
+import { locatePluginFailure } from './server/reload-history.js';
 import { Switchyard, type RootLogger } from './server/switchyard.js';
 
+/** What `startSwitchyard` starts from. */
 export interface StartSwitchyardOptions {
   /** lb.toml content; use `listen = "127.0.0.1:0"` for a free port. */
   readonly toml: string;
-  /** Folder to write lb.toml into (for relative plugin paths); default: a new temp folder. */
+  /**
+   * Folder to write lb.toml into, so that relative plugin paths
+   * (`plugin = "./my-plugin.mjs"`) resolve against it; default: a new temp
+   * folder, removed by `close()`.
+   */
   readonly dir?: string;
-  /** Log level; default "silent" (set LB_TEST_LOG=debug to see logs). */
+  /**
+   * Extra files to write next to lb.toml before it is loaded, by name
+   * relative to its folder: e.g. `{ 'my-plugin.mjs': 'export default {…}' }`.
+   */
+  readonly files?: Readonly<Record<string, string>>;
+  /** Log level; default "silent" (set LB_TEST_LOG=debug to see logs), or "info" with `captureLogs`. */
   readonly logLevel?: string;
+  /** Keep every log line as a parsed object in `logs` instead of printing it. */
+  readonly captureLogs?: boolean;
 }
 
+/** One pino log line, parsed. */
+export interface LogRecord {
+  /** pino level: 20 debug, 30 info, 40 warn, 50 error. */
+  readonly level: number;
+  /** The message; the other fields are the line's structured data (`code`, `plugin`, `generation`, …). */
+  readonly msg: string;
+  readonly [field: string]: unknown;
+}
+
+/** A Switchyard started by `startSwitchyard`. */
 export interface RunningSwitchyard {
   /** `http://127.0.0.1:PORT` of the traffic listener. */
   readonly url: string;
+  /** Port of the traffic listener. */
   readonly port: number;
+  /** Absolute path of the lb.toml written. */
   readonly file: string;
+  /** The running instance (generation, registry, reload). */
   readonly lb: Switchyard;
-  /** Rewrites lb.toml and applies it (throws ConfigError when it is invalid). */
+  /** Captured log lines, oldest first (empty unless `captureLogs`). */
+  readonly logs: LogRecord[];
+  /** Rewrites lb.toml and applies it (throws ConfigError when it is invalid; the old config keeps serving). */
   reload(toml: string): Promise<void>;
+  /** Shuts down (in-flight requests get 1 s) and removes the files it wrote. */
   close(): Promise<void>;
 }
 
+/** Starts a real Switchyard in this process from TOML text. */
 export async function startSwitchyard(options: StartSwitchyardOptions): Promise<RunningSwitchyard> {
   const tempDir = options.dir === undefined ? await mkdtemp(join(tmpdir(), 'switchyard-')) : undefined;
   const dir = options.dir ?? tempDir!;
   const file = join(dir, tempDir ? 'lb.toml' : `lb-${process.pid}-${Date.now()}.toml`);
-  await writeFile(file, options.toml);
-  const logger = pino({ level: options.logLevel ?? process.env.LB_TEST_LOG ?? 'silent' }) as unknown as RootLogger;
+  const written = [file, ...Object.keys(options.files ?? {}).map((name) => join(dir, name))];
+  const cleanUp = () =>
+    tempDir ? rm(tempDir, { recursive: true, force: true }) : Promise.all(written.map((f) => rm(f, { force: true })));
+  const logs: LogRecord[] = [];
+  const level = options.logLevel ?? process.env.LB_TEST_LOG ?? (options.captureLogs ? 'info' : 'silent');
+  const logger = (
+    options.captureLogs
+      ? pino({ level }, new Writable({ write: (line: Buffer, _enc, done) => (logs.push(JSON.parse(line.toString())), done()) }))
+      : pino({ level })
+  ) as unknown as RootLogger;
   let lb: Switchyard;
   try {
-    lb = await Switchyard.start(await loadConfigFile(file), { logger });
+    for (const [name, content] of Object.entries(options.files ?? {})) await writeFile(join(dir, name), content);
+    await writeFile(file, options.toml);
+    const config = await loadConfigText(options.toml, file);
+    try {
+      lb = await Switchyard.start(config, { logger });
+    } catch (err) {
+      throw locatePluginFailure(err, file, options.toml);
+    }
   } catch (err) {
-    if (tempDir) await rm(tempDir, { recursive: true, force: true });
-    else await rm(file, { force: true });
+    await cleanUp();
     throw err;
   }
   const { port } = lb.address;
@@ -63,14 +113,78 @@ export async function startSwitchyard(options: StartSwitchyardOptions): Promise<
     port,
     file,
     lb,
+    logs,
     async reload(toml: string) {
       await writeFile(file, toml);
       await lb.reloadFile(file);
     },
     async close() {
       await lb.close(1000);
-      if (tempDir) await rm(tempDir, { recursive: true, force: true });
-      else await rm(file, { force: true });
+      await cleanUp();
     },
   };
+}
+
+/** A real HTTP server on 127.0.0.1 standing in for a backend. */
+export interface TestBackend {
+  /** Its name, the default response body. */
+  readonly name: string;
+  /** `http://127.0.0.1:PORT`, for `backends = [{ url = … }]`. */
+  readonly url: string;
+  /** Its port on 127.0.0.1. */
+  readonly port: number;
+  /** Requests it received so far. */
+  hits: number;
+  /** The request handler; replace it at any time (default: 200, `text/plain`, the name as body). */
+  handler: http.RequestListener;
+  /** The node:http server itself. */
+  readonly server: http.Server;
+  /** Cuts its connections and stops it. */
+  close(): Promise<void>;
+}
+
+/** Starts one backend that answers with `name` (or runs `handler`), on `port` (default: a free one). */
+export async function startBackend(name: string, handler?: http.RequestListener, port = 0): Promise<TestBackend> {
+  const backend = {
+    name,
+    hits: 0,
+    handler: handler ?? ((_req: http.IncomingMessage, res: http.ServerResponse) => {
+      res.setHeader('content-type', 'text/plain');
+      res.end(name);
+    }),
+  } as TestBackend & { url: string; port: number; server: http.Server };
+  const server = http.createServer((req, res) => {
+    backend.hits++;
+    backend.handler(req, res);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  backend.server = server;
+  backend.port = addr.port;
+  backend.url = `http://127.0.0.1:${addr.port}`;
+  backend.close = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  return backend;
+}
+
+/** Starts `count` backends named b1, b2, …, all with the same `handler` if given. */
+export async function startBackends(count: number, handler?: http.RequestListener): Promise<TestBackend[]> {
+  const out: TestBackend[] = [];
+  for (let i = 0; i < count; i++) out.push(await startBackend(`b${i + 1}`, handler));
+  return out;
+}
+
+/** A port on 127.0.0.1 that was free a moment ago (its socket is closed again). */
+export async function freePort(): Promise<number> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }

@@ -5,9 +5,10 @@
  * file; anything else is an npm package resolved from the config's folder.
  */
 import { readdir, stat } from 'node:fs/promises';
-import { createRequire, isBuiltin } from 'node:module';
+import { isBuiltin } from 'node:module';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { PackageNotFoundError, resolvePackage } from './package-resolver.js';
 import type { PluginDefinition, PluginKind } from './types.js';
 
 const BUILTIN_DIR = new URL('../../plugins/', import.meta.url);
@@ -105,10 +106,12 @@ export async function loadPlugin(name: string, configDir: string, expectedKind: 
   } else {
     try {
       // A Node core module name ("http", "net") is never a plugin package.
-      if (isBuiltin(name)) throw new Error('node core module');
-      const require = createRequire(resolve(configDir, 'lb.toml'));
-      href = pathToFileURL(require.resolve(name)).href;
-    } catch {
+      if (isBuiltin(name)) throw new PackageNotFoundError('node core module');
+      href = pathToFileURL(resolvePackage(name, configDir)).href;
+    } catch (err) {
+      if (!(err instanceof PackageNotFoundError)) {
+        throw new PluginLoadError(`plugin "${name}" cannot be loaded: ${(err as Error).message}`, { cause: err });
+      }
       const known = await builtinNames(expectedKind);
       throw new PluginLoadError(
         `unknown ${expectedKind} plugin "${name}": built-in ${expectedKind} plugins are ${known.join(', ') || '(none)'}; ` +

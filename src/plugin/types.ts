@@ -1,8 +1,12 @@
 /**
  * The plugin contract. Everything a plugin — built-in or third-party — may
  * rely on is declared here and re-exported from the package root. Built-in
- * plugins import nothing else from the core.
+ * plugins import nothing else from the core. PLUGINS.md is the guide; the
+ * comments here are the reference.
  */
+// Emitted into the .d.ts so that a plugin project type-checks without
+// installing @types/node itself: the reference resolves from this package.
+/// <reference types="node" preserve="true" />
 import type { Readable } from 'node:stream';
 
 /** A JSON Schema (draft 2020-12 subset that ajv understands). */
@@ -13,16 +17,19 @@ export type PluginKind = 'middleware' | 'strategy' | 'health';
 
 /** Structured logger handed to every plugin (pino-compatible subset). */
 export interface Logger {
+  /** Detail for debugging; off unless `--log-level debug`. */
   debug(obj: object | string, msg?: string): void;
+  /** Something worth knowing happened. */
   info(obj: object | string, msg?: string): void;
+  /** Something is wrong but the plugin copes. */
   warn(obj: object | string, msg?: string): void;
+  /** Something failed; pass `{ err }` to log the error with its stack. */
   error(obj: object | string, msg?: string): void;
 }
 
 /**
- * A key/value store that state shared between requests can live in. The
- * memory store is per process; a Redis-backed store (issue: scale) shares it
- * between instances. Values are opaque strings.
+ * What the core hands every plugin's `create(config, api)`: one object per
+ * plugin instance, valid for the life of that instance.
  */
 export interface PluginApi {
   /** Logger bound to this plugin (`plugin` field set). */
@@ -54,6 +61,7 @@ export interface Candidate {
 
 /** The pool a request is being sent to. */
 export interface PoolView {
+  /** Pool name as in lb.toml (`[pools.NAME]`). */
   readonly name: string;
   /** Every configured backend of the pool, in config order, healthy or not. */
   readonly backends: readonly Candidate[];
@@ -116,26 +124,65 @@ export interface RequestContext {
   bufferBody(maxBytes: number): Promise<Buffer | undefined>;
 }
 
-/** Calls the rest of the pipeline; resolves when a response head is ready. */
+/**
+ * Calls the rest of the pipeline; resolves when a response head is ready in
+ * `ctx.response`, rejects with an `LbError` when no backend answered (let it
+ * through, or catch it and `ctx.respond()` instead).
+ */
 export type Next = () => Promise<void>;
 
-/** Returned by every plugin's `create()`. */
+/** The hooks every plugin instance (the object `create()` returns) may have. */
 export interface PluginInstance {
-  /** Called once the generation that created this instance has drained (or on shutdown). */
+  /**
+   * Release what `create()` acquired (timers, sockets). Called once, after
+   * the configuration generation that created this instance has been
+   * replaced and its in-flight requests have finished (at most
+   * `server.shutdown_grace` after the replacement), on shutdown, or when
+   * building the generation failed after this instance was created. A throw
+   * or rejection is logged and ignored. Not called for an instance whose
+   * `create()` threw.
+   */
   close?(): void | Promise<void>;
   /**
-   * Called on reload when the new generation configures this plugin with the
-   * same config: whatever it returns reaches the new instance as `api.inherited`.
+   * Called on reload, on the running instance, while the new generation is
+   * built, when the new generation configures this plugin with the same
+   * options and the same module: whatever it returns reaches the new instance
+   * as `api.inherited`. The running instance keeps serving requests until it
+   * has drained — and all of them if the new generation then fails to build —
+   * so hand over state to share (a Map, a bucket store), not state to move.
+   * Both instances are closed later, in either order (the old one after it
+   * drains; the new one first if its generation fails to build): when the
+   * shared state holds a resource (a socket, a timer), count the instances
+   * using it and release it in the last `close()`.
+   * A throw is logged and the new instance starts without inherited state.
    */
   handOver?(): unknown;
 }
 
+/** A middleware plugin instance: one layer of the request pipeline's onion. */
 export interface MiddlewareInstance extends PluginInstance {
+  /**
+   * Runs for every request routed through this layer. Code before
+   * `await next()` sees and may change the request (`ctx.path`,
+   * `ctx.headers`, `ctx.body`); code after it sees `ctx.response` and may
+   * change its status and headers before they are written. Answer without a
+   * backend with `ctx.respond()` and by not calling `next()`; call `next()`
+   * again to retry. Throwing (or rejecting) gives this request a 500
+   * (`LB_ERR_PLUGIN`, logged with this plugin's name); an `LbError` thrown by
+   * `next()` passes through with its own status. Nothing times `handle` out:
+   * if it never settles, the request is held until the client goes away.
+   */
   handle(ctx: RequestContext, next: Next): Promise<void>;
 }
 
+/** A strategy plugin instance: the pool's choice of backend for each attempt. */
 export interface StrategyInstance extends PluginInstance {
-  /** Pick one of `candidates` (healthy, not excluded, in config order), or undefined when none fit. */
+  /**
+   * Pick one of `candidates` (healthy, not excluded, in config order — never
+   * empty), or undefined when none fit (the client gets 503). Must return
+   * one of the given objects, synchronously. Throwing gives this request a
+   * 500 (`LB_ERR_PLUGIN`, logged with the strategy's name).
+   */
   pick(candidates: readonly Candidate[], ctx: RequestContext): Candidate | undefined;
 }
 
@@ -143,50 +190,79 @@ export interface StrategyInstance extends PluginInstance {
 export interface HealthTarget {
   /** Backend origin, e.g. `http://127.0.0.1:8001`. */
   readonly url: string;
+  /** URL scheme, with its colon as in `URL.protocol`. */
   readonly protocol: 'http:' | 'https:';
+  /** Host name or IP address, IPv6 without brackets. */
   readonly hostname: string;
+  /** Port number (80 or 443 when the URL names none). */
   readonly port: number;
 }
 
+/** A health-check plugin instance: probes backends for a pool's `[health]` table. */
 export interface HealthInstance extends PluginInstance {
   /**
    * Probe one backend. Resolve true (healthy) or false; throwing counts as
    * unhealthy and its message becomes the reason. `signal` aborts at the
-   * pool's health `timeout`.
+   * pool's health `timeout`: pass it to your I/O; a probe still pending then
+   * counts as a failure with a timeout reason.
    */
   check(target: HealthTarget, signal: AbortSignal): Promise<boolean | HealthResult>;
 }
 
 /** A richer health answer: the reason shows in logs and /status. */
 export interface HealthResult {
+  /** In rotation (after `healthy_after` successes) or not (after `unhealthy_after` failures). */
   readonly healthy: boolean;
+  /** Why, in a few words: shown in logs and `/status`. */
   readonly reason?: string;
 }
 
-interface DefinitionBase<Config> {
+/** What every plugin definition has, whatever its kind. */
+export interface DefinitionBase<Config> {
   /** Name used in `lb.toml` for built-ins; informative for third-party plugins. */
   readonly name: string;
-  /** JSON Schema of this plugin's table (the `plugin` key excluded). Defaults are filled in. */
+  /**
+   * JSON Schema of this plugin's table (the `plugin` key excluded). lb.toml
+   * is checked against it before anything starts (`lb validate` reports
+   * violations at file:line:col), `default`s are filled in, and the result
+   * is what `create()` receives. Give every property a `description`.
+   */
   readonly schema?: JsonSchema;
   /** One-line description shown by `lb schema`. */
   readonly description?: string;
 }
 
+/** A middleware plugin: `create()` returns an object with `handle(ctx, next)`. */
 export interface MiddlewareDefinition<Config = any> extends DefinitionBase<Config> {
   readonly kind: 'middleware';
+  /**
+   * Builds one instance for one place in lb.toml, once per configuration
+   * generation (every reload), before that generation takes traffic. May be
+   * async. Throwing fails the whole reload (the running configuration keeps
+   * serving and the error is logged at this plugin's table); at startup it
+   * stops `lb run`.
+   */
   create(config: Config, api: PluginApi): MiddlewareInstance | Promise<MiddlewareInstance>;
 }
 
+/** A strategy plugin: `create()` returns an object with `pick(candidates, ctx)`. */
 export interface StrategyDefinition<Config = any> extends DefinitionBase<Config> {
   readonly kind: 'strategy';
+  /** Builds the strategy of one pool, per generation; contract as for `MiddlewareDefinition.create`. */
   create(config: Config, api: PluginApi): StrategyInstance | Promise<StrategyInstance>;
 }
 
+/** A health-check plugin: `create()` returns an object with `check(target, signal)`. */
 export interface HealthDefinition<Config = any> extends DefinitionBase<Config> {
   readonly kind: 'health';
+  /** Builds the checker of one pool, per generation; contract as for `MiddlewareDefinition.create`. */
   create(config: Config, api: PluginApi): HealthInstance | Promise<HealthInstance>;
 }
 
+/**
+ * A plugin module's default export: what `definePlugin` checks. A plain
+ * object of this shape works too, without importing anything.
+ */
 export type PluginDefinition<Config = any> =
   | MiddlewareDefinition<Config>
   | StrategyDefinition<Config>

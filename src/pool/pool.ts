@@ -86,7 +86,13 @@ export class PoolRuntime implements PoolView {
       if (candidates.length === 0 && tried !== undefined) candidates = filterMembers(healthy, excluded, undefined);
     }
     if (candidates.length === 0) return undefined;
-    const picked = this.strategy.pick(candidates, ctx);
+    let picked: Candidate | undefined;
+    try {
+      picked = this.strategy.pick(candidates, ctx);
+    } catch (err) {
+      // Named here: otherwise the innermost middleware would be blamed for it.
+      throw new LbError('LB_ERR_PLUGIN', `strategy "${this.config.strategy.name}" of pool "${this.name}" failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    }
     if (picked === undefined) return undefined;
     if (!(picked instanceof PoolMember)) {
       throw new LbError('LB_ERR_PLUGIN', `strategy of pool "${this.name}" returned something that is not one of its candidates`);

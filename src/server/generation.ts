@@ -34,13 +34,72 @@ interface CreatedPlugin {
   readonly instance: PluginInstance;
 }
 
+/**
+ * A plugin's `create()` threw while a generation was being built. Carries
+ * where in lb.toml the plugin is configured, so the error can be reported
+ * at file:line:col like any other config problem.
+ */
+export class PluginStartError extends Error {
+  constructor(
+    readonly ref: PluginRef,
+    /** Key path of the key that names the plugin in lb.toml: `pipeline[0].plugin`, `pools.web.strategy`, `pools.web.health.checker`. */
+    readonly keyPath: string,
+    cause: unknown,
+  ) {
+    super(`plugin "${ref.name}" failed to start: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    this.name = 'PluginStartError';
+  }
+
+  /** `routes[0].pipeline[1].plugin` → `['routes', '0', 'pipeline', '1', 'plugin']`, for the TOML locator. */
+  get segments(): string[] {
+    return this.keyPath.replace(/\[(\d+)\]/g, '.$1').split('.').filter((s) => s !== '');
+  }
+}
+
 export interface GenerationDeps {
   readonly registry: BackendRegistry;
   readonly logger: Logger & { child(bindings: object): Logger };
   readonly forward: Forwarder;
+  /** How long a plugin's create() / close() may take (default PLUGIN_DEADLINES). */
+  readonly pluginDeadlines?: PluginDeadlines;
+}
+
+export interface PluginDeadlines {
+  /** Past this, a create() that has not settled fails the build (its instance is closed if it comes later). */
+  readonly createMs: number;
+  /** Past this, a close() that has not settled is logged and no longer waited for. */
+  readonly closeMs: number;
+}
+
+/**
+ * A plugin that hangs in create() must not stall every later reload (they
+ * run one at a time), nor one that hangs in close() the retirement of its
+ * generation or shutdown.
+ */
+export const PLUGIN_DEADLINES: PluginDeadlines = { createMs: 10_000, closeMs: 5_000 };
+
+const TIMED_OUT = Symbol('timed out');
+
+/** `work`, or TIMED_OUT if it has not settled within `ms`. */
+async function withDeadline<T>(work: T | Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  if (typeof (work as { then?: unknown } | undefined)?.then !== 'function') return work;
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<typeof TIMED_OUT>((resolve) => (timer = setTimeout(resolve, ms, TIMED_OUT)));
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 const clock = { now: () => Date.now() };
+
+/** The hook each kind of plugin instance must have. */
+const HOOKS = {
+  middleware: { name: 'handle', signature: 'handle(ctx, next)' },
+  strategy: { name: 'pick', signature: 'pick(candidates, ctx)' },
+  health: { name: 'check', signature: 'check(target, signal)' },
+} as const;
 
 export class Generation {
   readonly loadedAt = new Date();
@@ -72,25 +131,45 @@ export class Generation {
   static async build(id: number, config: LbConfig, deps: GenerationDeps, previous?: Generation): Promise<Generation> {
     const created: CreatedPlugin[] = [];
     const pools = new Map<string, PoolRuntime>();
-    const inheritable = previous?.inheritableState() ?? new Map<string, unknown[]>();
-    const instantiate = async <I extends PluginInstance>(ref: PluginRef): Promise<I> => {
-      const handed = inheritable.get(ref.identity);
+    const predecessors = previous?.predecessors() ?? new Map<string, CreatedPlugin[]>();
+    const deadlines = deps.pluginDeadlines ?? PLUGIN_DEADLINES;
+    // keyPath: the key that names the plugin (`plugin`, `strategy`, `checker`), where a failure is reported.
+    const instantiate = async <I extends PluginInstance>(ref: PluginRef, keyPath = `${ref.keyPath}.plugin`): Promise<I> => {
       const api: PluginApi = {
         logger: deps.logger.child({ plugin: ref.name, at: ref.keyPath }),
         clock,
         configDir: config.dir,
         pluginName: ref.name,
-        inherited: handed?.shift(),
+        inherited: previous?.handOver(predecessors, ref),
       };
-      const instance = (await ref.definition.create(ref.options, api)) as unknown as I;
-      created.push({ ref, instance });
-      return instance;
+      let outcome: I | typeof TIMED_OUT;
+      const pending = Promise.resolve().then(() => ref.definition.create(ref.options, api) as unknown as I);
+      try {
+        outcome = await withDeadline(pending, deadlines.createMs);
+      } catch (err) {
+        throw new PluginStartError(ref, keyPath, err);
+      }
+      if (outcome === TIMED_OUT) {
+        // Should it finish after all, nothing will use it: close it then.
+        pending.then((late) => closePlugins([{ ref, instance: late }], deps.logger, deadlines.closeMs), () => {});
+        throw new PluginStartError(ref, keyPath, new Error(`create() did not finish within ${deadlines.createMs}ms`));
+      }
+      const hook = HOOKS[ref.definition.kind];
+      if (typeof (outcome as unknown as Record<string, unknown> | undefined)?.[hook.name] !== 'function') {
+        if (outcome !== null && typeof outcome === 'object') created.push({ ref, instance: outcome });
+        throw new PluginStartError(ref, keyPath, new Error(`create() must return an object with a ${hook.signature} function`));
+      }
+      created.push({ ref, instance: outcome });
+      return outcome;
     };
     try {
       const healthCheckers = new Map<string, HealthInstance>();
       for (const pool of Object.values(config.pools)) {
-        const strategy = await instantiate<StrategyInstance>(pool.strategy);
-        if (pool.health) healthCheckers.set(pool.name, await instantiate<HealthInstance>(pool.health.checker));
+        const strategyAt = pool.strategy.keyPath.endsWith('.strategy') ? `${pool.strategy.keyPath}.plugin` : `${pool.strategy.keyPath}.strategy`;
+        const strategy = await instantiate<StrategyInstance>(pool.strategy, strategyAt);
+        if (pool.health) {
+          healthCheckers.set(pool.name, await instantiate<HealthInstance>(pool.health.checker, `${pool.health.checker.keyPath}.checker`));
+        }
         pools.set(pool.name, new PoolRuntime(pool, strategy, deps.registry));
       }
       const global: NamedMiddleware[] = [];
@@ -108,22 +187,44 @@ export class Generation {
       }
       return new Generation(id, config, created, pools, routes, healthCheckers, deps);
     } catch (err) {
-      await closePlugins(created, deps.logger);
+      await closePlugins(created, deps.logger, deadlines.closeMs);
       for (const pool of pools.values()) pool.release();
       throw err;
     }
   }
 
-  /** State plugins hand to their successors, by plugin identity (same name and options). */
-  private inheritableState(): Map<string, unknown[]> {
-    const out = new Map<string, unknown[]>();
-    for (const { ref, instance } of this.plugins) {
-      if (typeof instance.handOver !== 'function') continue;
-      let list = out.get(ref.identity);
-      if (!list) out.set(ref.identity, (list = []));
-      list.push(instance.handOver());
+  /** Running instances that can hand state over, by plugin identity (same name and options). */
+  private predecessors(): Map<string, CreatedPlugin[]> {
+    const out = new Map<string, CreatedPlugin[]>();
+    for (const created of this.plugins) {
+      if (typeof created.instance.handOver !== 'function') continue;
+      let list = out.get(created.ref.identity);
+      if (!list) out.set(created.ref.identity, (list = []));
+      list.push(created);
     }
     return out;
+  }
+
+  /**
+   * The state a running instance hands to `ref`'s new instance: one with the
+   * same identity and the same module (after a plugin file is edited, its
+   * new code does not receive the old code's objects). Each running instance
+   * hands over at most once per build, and only when it has a successor.
+   */
+  private handOver(predecessors: Map<string, CreatedPlugin[]>, ref: PluginRef): unknown {
+    const list = predecessors.get(ref.identity);
+    const i = list?.findIndex((p) => p.ref.definition === ref.definition) ?? -1;
+    if (i === -1) return undefined;
+    const { instance } = list!.splice(i, 1)[0]!;
+    try {
+      return instance.handOver!();
+    } catch (err) {
+      this.deps.logger.warn(
+        { plugin: ref.name, at: ref.keyPath, err },
+        `plugin "${ref.name}" at ${ref.keyPath}: handOver() failed, its next instance starts without inherited state`,
+      );
+      return undefined;
+    }
   }
 
   enter(): void {
@@ -134,17 +235,39 @@ export class Generation {
     if (--this.inflight === 0 && this.#retired) this.#drained?.();
   }
 
-  /** Waits for in-flight requests, then closes plugins and releases backends. */
-  async retire(): Promise<void> {
+  /**
+   * Waits for in-flight requests, then closes plugins and releases backends.
+   * A request that never finishes (a plugin that hangs, a client that never
+   * reads) must not keep a replaced generation alive forever: past
+   * `maxWaitMs` the plugins are closed anyway and what is left is logged.
+   */
+  async retire(maxWaitMs = this.config.server.shutdownGrace): Promise<void> {
     this.#retired = true;
-    if (this.inflight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+    if (this.inflight > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const drained = new Promise<boolean>((resolve) => (this.#drained = () => resolve(true)));
+      const expired = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, maxWaitMs, false).unref()));
+      const inTime = await Promise.race([drained, expired]);
+      clearTimeout(timer);
+      if (!inTime) {
+        this.deps.logger.warn(
+          { generation: this.id, inflight: this.inflight, waitedMs: maxWaitMs },
+          `generation ${this.id} still has ${this.inflight} request(s) in flight ${maxWaitMs}ms after it was replaced; closing its plugins now`,
+        );
+      }
+    }
     await this.close();
+  }
+
+  /** True once close() has run: its plugins are closed and its backends released. */
+  get closed(): boolean {
+    return this.#closed;
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await closePlugins(this.plugins, this.deps.logger);
+    await closePlugins(this.plugins, this.deps.logger, (this.deps.pluginDeadlines ?? PLUGIN_DEADLINES).closeMs);
     for (const pool of this.pools.values()) pool.release();
   }
 }
@@ -153,12 +276,15 @@ function implicitRoute(pool: PoolConfig): LbConfig['routes'][number] {
   return { name: 'default', host: undefined, pathPrefix: undefined, methods: undefined, pool: pool.name, pipeline: [] };
 }
 
-async function closePlugins(plugins: readonly CreatedPlugin[], logger: Logger): Promise<void> {
+/** Closes every instance, each bounded by `closeMs`, one at a time in creation order. */
+async function closePlugins(plugins: readonly CreatedPlugin[], logger: Logger, closeMs: number): Promise<void> {
   for (const { ref, instance } of plugins) {
     try {
-      await instance.close?.();
+      if ((await withDeadline(instance.close?.(), closeMs)) === TIMED_OUT) {
+        logger.error({ plugin: ref.name, at: ref.keyPath }, `plugin "${ref.name}" at ${ref.keyPath}: close() did not finish within ${closeMs}ms; not waiting for it`);
+      }
     } catch (err) {
-      logger.error({ plugin: ref.name, at: ref.keyPath, err }, 'plugin close() failed');
+      logger.error({ plugin: ref.name, at: ref.keyPath, err }, `plugin "${ref.name}" at ${ref.keyPath}: close() failed`);
     }
   }
 }

@@ -3,9 +3,11 @@
  * generations), the current generation, the traffic listener, and the
  * operations on them: start, reload, shut down.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readFile } from 'node:fs/promises';
 import { pino } from 'pino';
-import { loadConfigFile } from '../config/load.js';
+import { loadConfigText } from '../config/load.js';
 import type { LbConfig } from '../config/types.js';
 import type { Logger } from '../plugin/types.js';
 import { BackendRegistry } from '../pool/backend-registry.js';
@@ -13,8 +15,17 @@ import { PassiveDetector } from '../pool/passive-detector.js';
 import { createForwarder } from '../proxy/forward.js';
 import { Generation, type GenerationDeps } from './generation.js';
 import { TrafficServer } from './traffic-server.js';
+import { ReloadHistory, locatePluginFailure } from './reload-history.js';
+import { applyListenerSettings, listenerNeedsRebind } from './listener-settings.js';
+import { HealthScheduler } from '../health/health-scheduler.js';
+import { AdminServer, sameListen } from '../admin/admin-server.js';
 
 export type RootLogger = Logger & { child(bindings: object): RootLogger };
+
+/** On a listener being retired: answer, then close the connection so the client reconnects to the new one. */
+function endAfterResponse(_req: IncomingMessage, res: ServerResponse): void {
+  res.shouldKeepAlive = false;
+}
 
 export interface StartOptions {
   readonly logger?: RootLogger;
@@ -30,13 +41,29 @@ export class Switchyard {
   #traffic: TrafficServer | undefined;
   #address: AddressInfo | undefined;
   #closing: Promise<void> | undefined;
+  /** Reloads run one at a time, in the order they were asked for. */
+  #reloading: Promise<unknown> = Promise.resolve();
+  /** Listeners replaced by a rebind that still have connections finishing. */
+  readonly #retiredListeners = new Set<Promise<void>>();
+  /** Replaced generations that are still draining. */
+  readonly #retiring = new Set<Promise<void>>();
+  /** Applied and failed reloads, for logs, /status and /metrics. */
+  readonly reloads = new ReloadHistory();
+  /** Active health checks: one probe loop per backend URL, following the serving generation. */
+  readonly health: HealthScheduler;
+  readonly startedAt = new Date();
+  /** The admin listener (/healthz, /status, /metrics, dashboard) while `[admin] listen` is set. */
+  #admin: AdminServer | undefined;
 
   constructor(options: StartOptions = {}) {
     this.logger = options.logger ?? (pino({ name: 'switchyard' }) as unknown as RootLogger);
-    this.#passive = new PassiveDetector(this.registry);
+    this.health = new HealthScheduler(this.registry, this.logger);
+    this.#passive = new PassiveDetector(this.registry, (backend) => this.health.checkedBy(backend.url) !== undefined);
     this.#deps = { registry: this.registry, logger: this.logger, forward: createForwarder(this.#passive.onFailure) };
+    // The one log line per state change, whoever made it (active checks, passive detection).
     this.registry.on('change', ({ backend, from, to, reason }) => {
-      this.logger.info({ backend: backend.url, from, to, reason }, `backend ${backend.url} ${from} → ${to}: ${reason}`);
+      const pool = this.#poolsOf(backend.url);
+      this.logger.info({ pool, backend: backend.url, from, to, reason }, `pool ${pool} backend ${backend.url}: ${from} → ${to} (${reason})`);
     });
   }
 
@@ -64,35 +91,211 @@ export class Switchyard {
 
   async #start(config: LbConfig): Promise<void> {
     this.#generation = await Generation.build(this.#nextId++, config, this.#deps);
+    this.health.sync(this.#generation);
     this.#traffic = new TrafficServer(this.#generation, this.logger);
     this.#address = await this.#traffic.listen();
     this.logger.info(
       { listen: `${this.#address.address}:${this.#address.port}`, generation: this.#generation.id, config: config.file },
       `Switchyard listening on ${this.#traffic.protocol}://${this.#address.address}:${this.#address.port}`,
     );
+    await this.#syncAdmin(config, true);
+  }
+
+  /** Address the admin listener is bound to; undefined when `[admin]` is not configured. */
+  get adminAddress(): AddressInfo | undefined {
+    return this.#admin?.address;
+  }
+
+  /** Pool names (comma-separated, config order) of the serving generation that list `url`, for logs. */
+  #poolsOf(url: string): string {
+    const names: string[] = [];
+    for (const pool of this.#generation?.pools.values() ?? []) {
+      if (pool.backends.some((m) => m.url === url)) names.push(pool.name);
+    }
+    return names.join(',');
   }
 
   /**
-   * Builds a new generation from `config` and swaps it in. Throws (leaving
-   * the running generation serving) when anything in the build fails.
+   * Starts, moves or stops the admin listener to match `config.admin`. At
+   * start a failed bind fails the start; on reload it is logged and the
+   * admin API stays where it was (the new configuration serves regardless).
    */
-  async reload(config: LbConfig): Promise<Generation> {
+  async #syncAdmin(config: LbConfig, starting: boolean): Promise<void> {
+    // A reload that finishes after shutdown began must not open it again.
+    if (this.#closing) return;
+    const wanted = config.admin?.listen;
+    try {
+      if (wanted === undefined) {
+        const admin = this.#admin;
+        this.#admin = undefined;
+        await admin?.close();
+        return;
+      }
+      this.#admin ??= new AdminServer(this, this.logger);
+      if (sameListen(this.#admin.listenConfig, wanted)) return;
+      const address = await this.#admin.bind(wanted);
+      this.logger.info({ admin: `${address.address}:${address.port}` }, `admin API on http://${address.address}:${address.port}/`);
+    } catch (err) {
+      if (starting) throw err;
+      const at = this.#admin?.address;
+      this.logger.error(
+        { err, admin: `${wanted?.host}:${wanted?.port}` },
+        `admin API cannot listen on ${wanted?.host}:${wanted?.port}: ${(err as Error).message}; ${at ? `still on ${at.address}:${at.port}` : 'it is off'}`,
+      );
+    }
+  }
+
+  /** The traffic listener's current address and protocol (changes when a reload rebinds). */
+  get listener(): { readonly address: AddressInfo; readonly protocol: 'http' | 'https' } {
+    return { address: this.address, protocol: this.#traffic!.protocol };
+  }
+
+  /**
+   * Builds a new generation from `config` beside the running one and swaps
+   * it in; the old one drains, then closes. When `server.listen` changed, the
+   * new listener is bound before the old one stops accepting. Throws —
+   * leaving the running generation and listener untouched — when anything
+   * fails (a plugin's create(), the bind); the failure is recorded in
+   * `reloads`, and logging it is the caller's part. Logs one line per
+   * applied reload: generation, what changed, duration.
+   */
+  reload(config: LbConfig, trigger = 'api'): Promise<Generation> {
+    return this.#apply(config, trigger, undefined);
+  }
+
+  /**
+   * Reads, validates and applies a config file. A plugin that fails to start
+   * is reported like any other config problem: a ConfigError at its table's
+   * file:line:col.
+   */
+  async reloadFile(file: string, trigger = 'api'): Promise<Generation> {
+    let source: string;
+    let config: LbConfig;
+    try {
+      source = await readFile(file, 'utf8');
+      config = await loadConfigText(source, file);
+    } catch (err) {
+      this.reloads.failed(err);
+      throw err;
+    }
+    return this.#apply(config, trigger, source);
+  }
+
+  #apply(config: LbConfig, trigger: string, source: string | undefined): Promise<Generation> {
+    const run = this.#reloading.then(() => this.#reload(config, trigger)).catch((err: unknown) => {
+      const error = locatePluginFailure(err, config.file, source);
+      this.reloads.failed(error);
+      throw error;
+    });
+    this.#reloading = run.catch(() => {});
+    return run;
+  }
+
+  async #reload(config: LbConfig, trigger: string): Promise<Generation> {
+    if (this.#closing) throw new Error('Switchyard is shutting down; the configuration was not applied');
     const previous = this.generation;
     const started = performance.now();
-    const next = await Generation.build(this.#nextId++, config, this.#deps, previous);
+    const next = await Generation.build(this.#nextId, config, this.#deps, previous);
+    let traffic = this.#traffic!;
+    try {
+      if (listenerNeedsRebind(previous.config.server, config.server)) {
+        traffic = await this.#bind(next);
+      } else {
+        applyListenerSettings(traffic, config.server);
+      }
+    } catch (err) {
+      await next.close();
+      throw err;
+    }
+    this.#nextId++;
     this.#generation = next;
-    this.#traffic!.generation = next;
+    this.health.sync(next);
+    traffic.generation = next;
+    const oldTraffic = this.#traffic!;
+    if (traffic !== oldTraffic) {
+      this.#traffic = traffic;
+      this.#address = traffic.server.address() as AddressInfo;
+      // Connections the old listener accepted are served by the new generation.
+      oldTraffic.generation = next;
+      this.#retireListener(oldTraffic, previous.config.server.shutdownGrace);
+    }
+    const report = this.reloads.applied(previous.config, next, Math.round(performance.now() - started), trigger);
     this.logger.info(
-      { generation: next.id, ms: Math.round(performance.now() - started) },
-      `configuration generation ${next.id} is live`,
+      {
+        generation: next.id,
+        previous: previous.id,
+        trigger,
+        changes: report.changes,
+        ms: report.ms,
+        ...(traffic !== oldTraffic ? { listen: `${this.#address!.address}:${this.#address!.port}` } : {}),
+      },
+      `configuration generation ${next.id} is live (${report.summary}) in ${report.ms}ms`,
     );
-    void previous.retire();
+    const retiring = previous
+      .retire()
+      .catch((err: unknown) => this.logger.error({ generation: previous.id, err }, `generation ${previous.id} did not retire cleanly`))
+      .finally(() => this.#retiring.delete(retiring));
+    this.#retiring.add(retiring);
+    await this.#syncAdmin(config, false);
     return next;
   }
 
-  /** Reads, validates and applies a config file. */
-  async reloadFile(file: string): Promise<Generation> {
-    return this.reload(await loadConfigFile(file));
+  /** A listener for `generation`'s address, bound before the running one is let go. */
+  async #bind(generation: Generation): Promise<TrafficServer> {
+    const { host, port } = generation.config.server.listen;
+    const current = this.generation.config.server.listen;
+    if (current.host === host && current.port === port) {
+      throw new Error(
+        `switching TLS ${generation.config.server.tls ? 'on' : 'off'} needs a new listener, and ${host}:${port} is in use by the running one: restart, or change server.listen too`,
+      );
+    }
+    let traffic: TrafficServer;
+    try {
+      traffic = new TrafficServer(generation, this.logger);
+      await traffic.listen();
+    } catch (err) {
+      const running = this.address;
+      throw new Error(
+        `cannot listen on ${host}:${port}: ${(err as Error).message}; still listening on ${running.address}:${running.port} — free the address or choose another in server.listen`,
+        { cause: err },
+      );
+    }
+    return traffic;
+  }
+
+  /**
+   * The old listener stops accepting now; its connections finish, and are
+   * cut past `graceMs`. Its keep-alive clients are moved off it: new
+   * requests on it are answered with `Connection: close`, and connections
+   * that fall idle are closed (Node closes only the ones idle at close()).
+   */
+  #retireListener(traffic: TrafficServer, graceMs: number): void {
+    const server = traffic.server;
+    const where = `${(server.address() as AddressInfo).address}:${(server.address() as AddressInfo).port}`;
+    server.prependListener('request', endAfterResponse);
+    const closed = traffic.close();
+    const sweep = setInterval(() => server.closeIdleConnections(), 100);
+    const done = (async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<'expired'>((resolve) => (timer = setTimeout(resolve, graceMs, 'expired')));
+      const outcome = await Promise.race([closed, expired]);
+      clearTimeout(timer);
+      if (outcome === 'expired') {
+        const cut = traffic.destroyConnections();
+        this.logger.warn({ listen: where, connections: cut, graceMs }, `previous listener ${where}: cut ${cut} connection(s) still open ${graceMs}ms after the rebind`);
+        await closed;
+      }
+      this.logger.info({ listen: where }, `previous listener ${where} closed: its connections finished`);
+    })().finally(() => {
+      clearInterval(sweep);
+      this.#retiredListeners.delete(done);
+    });
+    this.#retiredListeners.add(done);
+  }
+
+  /** Waits for replaced listeners and generations still draining (shutdown). */
+  async #settleRetired(): Promise<void> {
+    await Promise.all([...this.#retiredListeners, ...this.#retiring]);
   }
 
   /**
@@ -105,6 +308,11 @@ export class Switchyard {
   }
 
   async #close(graceMs: number): Promise<void> {
+    this.health.stop();
+    // /healthz fails from now on, so whatever balances in front stops sending here.
+    const admin = this.#admin;
+    this.#admin = undefined;
+    await admin?.close();
     const traffic = this.#traffic;
     if (traffic) {
       const closed = traffic.close();
@@ -118,6 +326,7 @@ export class Switchyard {
         await closed;
       }
     }
+    await this.#settleRetired();
     this.#passive.close();
     await this.#generation?.close();
     await this.registry.closeAll();

@@ -1,0 +1,2 @@
+// The example keeps its test in its own folder, as a third-party package would; `npm test` runs it from here.
+import '../../../plugins/examples/request-id/request-id.test.js';
