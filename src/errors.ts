@@ -7,6 +7,7 @@ export interface ErrorSpec {
   readonly message: string;
 }
 
+/** Every error code with the status a client gets and the default message. Throw `new LbError(code)` to use one. */
 export const ERRORS = {
   LB_ERR_NO_ROUTE: { status: 404, message: 'No route matches this request.' },
   LB_ERR_NO_BACKEND: { status: 503, message: 'No healthy backend is available.' },
@@ -20,8 +21,13 @@ export const ERRORS = {
   LB_ERR_BAD_REQUEST: { status: 400, message: 'The request is malformed.' },
   LB_ERR_CLIENT_GONE: { status: 499, message: 'The client went away.' },
   LB_ERR_PLUGIN: { status: 500, message: 'A plugin failed while handling this request.' },
+  LB_ERR_HEADERS_TOO_LARGE: { status: 431, message: 'The request header section is too large or has too many fields.' },
+  LB_ERR_HTTP_VERSION: { status: 505, message: 'Only HTTP/1.0 and HTTP/1.1 are supported.' },
+  LB_ERR_REQUEST_TIMEOUT: { status: 408, message: 'The request was not received in time.' },
+  LB_ERR_METHOD_NOT_ALLOWED: { status: 405, message: 'CONNECT is not supported: Switchyard is a reverse proxy.' },
 } as const satisfies Record<string, ErrorSpec>;
 
+/** A stable error code (`LB_ERR_…`), as it appears in logs and JSON error bodies. */
 export type ErrorCode = keyof typeof ERRORS;
 
 /** An error with a stable code; its status comes from ERRORS. */

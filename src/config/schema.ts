@@ -100,6 +100,13 @@ const poolSchema: JsonSchema = {
       default: 256,
       description: 'Most connections open to each backend; further requests wait in a bounded queue.',
     },
+    max_queue: {
+      type: 'integer',
+      minimum: 0,
+      default: 1024,
+      description:
+        'Requests that may wait for a connection to one backend while all `max_connections` are busy; past this the request is answered 503 at once.',
+    },
     passive_failures: {
       type: 'integer',
       minimum: 0,
@@ -179,7 +186,18 @@ export const coreSchema: JsonSchema = {
         },
         max_body: sizeSchema('Request bodies larger than this get 413.', '10MB'),
         max_header_size: sizeSchema('Request header sections larger than this get 431.', '16KB'),
+        max_headers_count: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 10000,
+          default: 100,
+          description: 'Requests with more header fields than this get 431 (nothing is forwarded with a truncated header set).',
+        },
         headers_timeout: durationSchema('A client must finish sending its header section within this.', '10s'),
+        body_timeout: durationSchema(
+          'Longest pause allowed between two pieces of a request body while Switchyard is reading it; past it the upload is cut (408).',
+          '30s',
+        ),
         idle_timeout: durationSchema('Keep-alive client connections idle longer than this are closed.', '60s'),
         shutdown_grace: durationSchema(
           'On SIGTERM/SIGINT: stop accepting, let in-flight requests finish for this long, then exit.',

@@ -23,7 +23,9 @@ export interface ServerConfig {
   readonly workers: number | 'auto';
   readonly maxBody: number;
   readonly maxHeaderSize: number;
+  readonly maxHeadersCount: number;
   readonly headersTimeout: number;
+  readonly bodyTimeout: number;
   readonly idleTimeout: number;
   readonly shutdownGrace: number;
   readonly trustedProxies: readonly string[];
@@ -49,6 +51,8 @@ export interface PoolConfig {
   readonly connectTimeout: number;
   readonly responseTimeout: number;
   readonly maxConnections: number;
+  /** Requests that may wait for a connection to one backend beyond maxConnections. */
+  readonly maxQueue: number;
   readonly passiveFailures: number;
   readonly passiveCooldown: number;
   readonly backends: readonly BackendConfig[];

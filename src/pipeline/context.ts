@@ -57,6 +57,8 @@ export class ProxyContext implements RequestContext, SelectionRequest {
   tried: string[] | undefined = undefined;
   /** The upstream exchange of the latest attempt, until its response is written or discarded. */
   exchange: UpstreamExchange | undefined = undefined;
+  /** For an Upgrade request: the protocol asked for (`websocket`); the terminal step then dispatches an upgrade. */
+  upgrade: string | undefined = undefined;
   #state: Record<string, unknown> | undefined;
 
   constructor(

@@ -5,7 +5,12 @@
 import type { Dispatcher } from 'undici';
 import { LbError } from '../errors.js';
 import type { ProxyContext } from '../pipeline/context.js';
+import { hasQueueRoom } from '../pool/connection-limit.js';
+import { UpgradeExchange } from './upgrade.js';
 import { UpstreamExchange, type FailureListener } from './upstream-exchange.js';
+
+/** The backend has max_connections busy and max_queue waiting (the message names no backend: clients read it). */
+const QUEUE_FULL = new LbError('LB_ERR_UPSTREAM_BUSY', undefined, { headers: { 'retry-after': '1' } });
 
 export type Forwarder = (ctx: ProxyContext) => Promise<void>;
 
@@ -23,7 +28,9 @@ export function createForwarder(onFailure: FailureListener): Forwarder {
     }
     ctx.attempt++;
     ctx.backend = member;
-    const timeout = pool.config.responseTimeout;
+    const config = pool.config;
+    if (!hasQueueRoom(member.backend, config.maxConnections, config.maxQueue)) throw QUEUE_FULL;
+    const timeout = config.responseTimeout;
     const options: Dispatcher.DispatchOptions = {
       path: ctx.path,
       method: ctx.method as Dispatcher.HttpMethod,
@@ -31,8 +38,12 @@ export function createForwarder(onFailure: FailureListener): Forwarder {
       body: ctx.body,
       headersTimeout: timeout,
       bodyTimeout: timeout,
+      upgrade: ctx.upgrade,
     };
-    const exchange = new UpstreamExchange(ctx, member.backend, options, onFailure);
+    const exchange =
+      ctx.upgrade === undefined
+        ? new UpstreamExchange(ctx, member.backend, options, onFailure)
+        : new UpgradeExchange(ctx, member.backend, options, onFailure);
     ctx.exchange = exchange;
     exchange.start();
     ctx.response = await exchange.head;

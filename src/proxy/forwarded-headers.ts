@@ -1,9 +1,38 @@
 /**
- * X-Forwarded-For/-Host/-Proto. From an untrusted peer they are replaced
- * (a client cannot claim to be someone else); from a `trusted_proxies` peer
- * they are extended, and the client address is the nearest untrusted hop.
+ * X-Forwarded-For/-Host/-Proto and `Forwarded` (RFC 7239). From an
+ * untrusted peer they are replaced (a client cannot claim to be someone
+ * else); from a `trusted_proxies` peer they are extended, and the client
+ * address is the nearest untrusted hop.
  */
 import { BlockList, isIP, isIPv6 } from 'node:net';
+
+/** RFC 7230 tchar: a Forwarded value made only of these needs no quotes. */
+const TOKEN_CHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TOKEN_CHAR[c.charCodeAt(0)] = 1;
+
+function isToken(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c > 127 || TOKEN_CHAR[c] !== 1) return false;
+  }
+  return value.length > 0;
+}
+
+/** A Forwarded parameter value: a token as is, anything else quoted (Host was validated, so no `"` or `\` in it). */
+function forwardedValue(value: string): string {
+  return isToken(value) ? value : `"${value}"`;
+}
+
+/** `for=` node: IPv4 as is, IPv6 as `"[…]"` (RFC 7239 §6). */
+function forwardedNode(ip: string): string {
+  return isIPv6(ip) ? `"[${ip}]"` : forwardedValue(ip);
+}
+
+/** One Forwarded element describing the hop from `peer` to us. */
+export function forwardedElement(peer: string, host: string | undefined, proto: 'http' | 'https'): string {
+  const node = peer === '' ? 'unknown' : forwardedNode(peer);
+  return host === undefined || host === '' ? `for=${node};proto=${proto}` : `for=${node};host=${forwardedValue(host)};proto=${proto}`;
+}
 
 export class ForwardedHeaders {
   readonly #trusted: BlockList | undefined;
@@ -27,8 +56,8 @@ export class ForwardedHeaders {
   }
 
   /**
-   * Sets the X-Forwarded-* headers in place and returns the client address
-   * plugins should see.
+   * Sets the X-Forwarded-* and Forwarded headers in place and returns the
+   * client address plugins should see.
    */
   apply(
     headers: Record<string, string | string[] | undefined>,
@@ -36,8 +65,14 @@ export class ForwardedHeaders {
     host: string | undefined,
     proto: 'http' | 'https',
   ): string {
+    const trusted = this.#trusted !== undefined && this.isTrusted(peer);
+    const element = forwardedElement(peer, host, proto);
+    const forwarded = headers.forwarded;
+    headers.forwarded =
+      trusted && forwarded !== undefined ? `${Array.isArray(forwarded) ? forwarded.join(', ') : forwarded}, ${element}` : element;
+
     const incoming = headers['x-forwarded-for'];
-    if (incoming !== undefined && this.isTrusted(peer)) {
+    if (incoming !== undefined && trusted) {
       const chain = Array.isArray(incoming) ? incoming.join(', ') : incoming;
       headers['x-forwarded-for'] = `${chain}, ${peer}`;
       if (headers['x-forwarded-host'] === undefined && host !== undefined) headers['x-forwarded-host'] = host;

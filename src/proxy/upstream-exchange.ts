@@ -11,7 +11,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import type { LbError } from '../errors.js';
+import { LbError } from '../errors.js';
 import type { Backend } from '../pool/backend.js';
 import { BackendResponse, type ProxyContext } from '../pipeline/context.js';
 import { responseHeaderList } from './hop-by-hop.js';
@@ -21,6 +21,32 @@ import { upstreamError } from './upstream-errors.js';
 const HOLD_LIMIT = 64 * 1024;
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+function removeContentLength(headers: string[]): void {
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    if (headers[i]!.length === 14 && headers[i]!.toLowerCase() === 'content-length') headers.splice(i, 2);
+  }
+}
+
+/** Longest wait for written bytes to reach a client before a cut connection is destroyed anyway. */
+const CUT_FLUSH_MS = 2000;
+const NOTHING = Buffer.alloc(0);
+
+/**
+ * The backend failed after the response head was taken: the client must see
+ * the response break off, never a clean short one. What was written is let
+ * through first (destroying at once would drop it), then the connection is
+ * reset — a plain close would make a close-delimited body look complete.
+ */
+function cutResponse(res: ServerResponse): void {
+  const socket = res.socket;
+  if (socket === null || socket.destroyed) {
+    res.destroy();
+    return;
+  }
+  socket.write(NOTHING, () => socket.resetAndDestroy());
+  setTimeout(() => socket.destroyed || socket.destroy(), CUT_FLUSH_MS).unref();
+}
 
 /** Called with every failed exchange, for passive health detection. */
 export type FailureListener = (exchange: UpstreamExchange, err: LbError) => void;
@@ -37,10 +63,14 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   #paused = false;
   #headReceived = false;
   #ended = false;
-  #error: Error | undefined;
+  #error: LbError | undefined;
   #settled = false;
   #cancelled = false;
   #staleRetried = false;
+  /** A 204 or 304: no body, whatever Content-Length says. */
+  #bodyless = false;
+  /** performance.now() at start(), for the backend's duration histogram. */
+  #startedAt = 0;
   readonly #onDrain = (): void => {
     this.#paused = false;
     this.#resume?.();
@@ -59,6 +89,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   }
 
   start(): void {
+    this.#startedAt = performance.now();
     this.backend.active++;
     this.backend.requests++;
     this.backend.dispatcher.dispatch(this.options, this);
@@ -76,7 +107,13 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.#resume = resume;
     this.backend.passiveFailures = 0;
     this.backend.responses[Math.min(4, Math.floor(statusCode / 100) - 1)]!++;
-    this.#resolve(new BackendResponse(statusCode, responseHeaderList(rawHeaders), this));
+    const headers = responseHeaderList(rawHeaders);
+    if (statusCode === 204 || statusCode === 304) {
+      this.#bodyless = true;
+      // RFC 9110 §8.6: never on a 204 (a 304's Content-Length describes the representation and stays).
+      if (statusCode === 204) removeContentLength(headers);
+    }
+    this.#resolve(new BackendResponse(statusCode, headers, this));
     return true;
   }
 
@@ -103,6 +140,12 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   }
 
   onError(err: Error): void {
+    // undici 7 checks a 204's or 304's Content-Length against the 0 body
+    // bytes it read and fails a valid response: it was complete at its head.
+    if (this.#bodyless && (err as { code?: string }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+      this.onComplete();
+      return;
+    }
     if (!this.#headReceived) {
       if (!this.#cancelled && this.#mayRetryStale(err)) {
         // The backend closed a pooled keep-alive socket as we reused it:
@@ -114,7 +157,8 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
       }
       this.#settle();
       const mapped = upstreamError(err, this.backend.url);
-      if (!this.#cancelled) {
+      // Below 500 the request failed on the client's side (body over max_body, stalled, client gone).
+      if (!this.#cancelled && mapped.status >= 500) {
         this.backend.failures++;
         this.onFailure(this, mapped);
       }
@@ -123,10 +167,32 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     }
     this.#settle();
     if (this.#cancelled) return;
-    this.backend.failures++;
-    this.#error = err;
+    const mapped = upstreamError(err, this.backend.url);
+    if (mapped.status >= 500) {
+      this.backend.failures++;
+      this.onFailure(this, mapped);
+    }
+    this.#error = mapped;
     // The head is out (or about to be): the only honest signal left is to cut the client connection.
-    this.#res?.destroy(err);
+    if (this.#res !== undefined) cutResponse(this.#res);
+  }
+
+  /** Why the response broke off after its head was received (the server logs it when the client connection is cut). */
+  get failure(): LbError | undefined {
+    return this.#error;
+  }
+
+  /**
+   * For a subclass whose request took the connection over (Upgrade: the
+   * backend answered 101 and undici handed its socket over): ends this
+   * exchange with `head` as its response.
+   */
+  protected settleWith(head: BackendResponse): void {
+    this.#headReceived = true;
+    this.backend.passiveFailures = 0;
+    this.backend.responses[0]!++;
+    this.#settle();
+    this.#resolve(head);
   }
 
   /** Starts streaming to the client once the head has been written. */
@@ -136,7 +202,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.#held = undefined;
     let writable = true;
     if (held !== undefined) for (let i = 0; i < held.length; i++) writable = res.write(held[i]!);
-    if (this.#error !== undefined) res.destroy(this.#error);
+    if (this.#error !== undefined) cutResponse(res);
     else if (this.#ended) res.end();
     else if (this.#paused) {
       if (writable) this.#onDrain();
@@ -156,6 +222,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     if (this.#settled) return;
     this.#settled = true;
     this.backend.active--;
+    this.backend.observeDuration(performance.now() - this.#startedAt);
   }
 
   #mayRetryStale(err: Error): boolean {

@@ -3,7 +3,9 @@
  * never a stack trace. Status and message come from the LbError.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { LbError } from '../errors.js';
+import type { Socket } from 'node:net';
+import { ERRORS, LbError } from '../errors.js';
+import { closeAfterResponse, hasUnreadBody, LINGER_MS, markClosing, settleUnreadBody } from './unread-body.js';
 
 export function asLbError(err: unknown): LbError {
   if (err instanceof LbError) return err;
@@ -15,7 +17,18 @@ function wantsOnlyJson(req: IncomingMessage): boolean {
   return accept !== undefined && accept.includes('application/json') && !accept.includes('text/') && !accept.includes('*/*');
 }
 
+/**
+ * Statuses after which the connection's framing cannot be trusted (400),
+ * or the client is still sending what we refused (408, 413, 431, 505):
+ * the connection is closed after the answer.
+ */
+function closesConnection(status: number): boolean {
+  return status === 400 || status === 408 || status === 413 || status === 431 || status === 505;
+}
+
 export function writeError(req: IncomingMessage, res: ServerResponse, error: LbError): void {
+  // Answered completely already (a malformed body got its 400 while the pipeline ran).
+  if (res.writableEnded) return;
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
@@ -34,8 +47,57 @@ export function writeError(req: IncomingMessage, res: ServerResponse, error: LbE
     'cache-control': 'no-store',
     ...error.headers,
   };
-  // After a malformed request the connection's framing cannot be trusted.
-  if (error.status === 400 || error.status === 413 || error.status === 431) headers.connection = 'close';
+  if (closesConnection(error.status)) closeAfterResponse(req, res);
+  else if (hasUnreadBody(req)) settleUnreadBody(req, res);
   res.writeHead(error.status, headers);
   res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+const HEADERS_TOO_LARGE = ERRORS.LB_ERR_HEADERS_TOO_LARGE;
+const REQUEST_TIMEOUT = ERRORS.LB_ERR_REQUEST_TIMEOUT;
+const BAD_REQUEST = ERRORS.LB_ERR_BAD_REQUEST;
+
+/** The raw answer to a request Node's parser refused (there is no request object to answer through). */
+function parserErrorResponse(status: number, message: string): string {
+  const reason = status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
+  const body = `${status} ${message}\n`;
+  return (
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\n\r\n${body}`
+  );
+}
+
+const PARSER_ANSWERS = {
+  headersTooLarge: parserErrorResponse(HEADERS_TOO_LARGE.status, HEADERS_TOO_LARGE.message),
+  timeout: parserErrorResponse(REQUEST_TIMEOUT.status, REQUEST_TIMEOUT.message),
+  badRequest: parserErrorResponse(BAD_REQUEST.status, BAD_REQUEST.message),
+};
+
+/**
+ * Answers a request that llhttp refused (`clientError`): 431 for a header
+ * section over `max_header_size`, 408 when it did not arrive within
+ * `headers_timeout`, else 400; then closes. When a response to an earlier
+ * pipelined request is still being produced on this connection, an answer
+ * cannot be put in order, so the connection is cut.
+ */
+export function answerParserError(err: NodeJS.ErrnoException, socket: Socket): void {
+  // `_httpMessage` is the response Node is writing on this socket (it is how Node's own default handler decides).
+  if (!socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+    socket.destroy();
+    return;
+  }
+  markClosing(socket);
+  const answer =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? PARSER_ANSWERS.headersTooLarge
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? PARSER_ANSWERS.timeout
+        : PARSER_ANSWERS.badRequest;
+  socket.end(answer);
+  // A client that never closes its side must not hold the socket.
+  setTimeout(destroyIfOpen, LINGER_MS, socket).unref();
+}
+
+function destroyIfOpen(socket: Socket): void {
+  if (!socket.destroyed) socket.destroy();
 }

@@ -1,33 +1,99 @@
 /**
  * The traffic listener. Every request is served by the generation that was
  * current when it arrived; swapping generations is one assignment.
+ *
+ * Before anything is routed, a request passes the guard (framing, Host,
+ * version, header count: request-guard.ts) and its target is normalized
+ * once (path-normalizer.ts); routing and forwarding both use that target.
+ * Upgrade requests take the same way through the pipeline, then become a
+ * tunnel (proxy/upgrade.ts).
  */
-import http from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import { LbError } from '../errors.js';
 import type { ServerConfig } from '../config/types.js';
 import type { Logger } from '../plugin/types.js';
-import { LocalResponse, ProxyContext } from '../pipeline/context.js';
+import { BackendResponse, LocalResponse, ProxyContext } from '../pipeline/context.js';
 import { stripRequestHopByHop } from '../proxy/hop-by-hop.js';
-import { asLbError, writeError } from './error-response.js';
+import { normalizeTarget, splitAbsoluteForm } from '../proxy/path-normalizer.js';
+import { openTunnel, switchingProtocolsHead, UpgradeExchange } from '../proxy/upgrade.js';
+import { answerParserError, asLbError, writeError } from './error-response.js';
 import type { Generation, RouteTarget } from './generation.js';
+import { RequestBody } from './request-body.js';
+import { checkRequest, isValidHostHeader } from './request-guard.js';
+import { closeAfterResponse, drainUnreadBody, hasUnreadBody, isClosing, LINGER_MS, settleUnreadBody } from './unread-body.js';
 
 const kContext = Symbol('switchyard.context');
 const kGeneration = Symbol('switchyard.generation');
 
-type TrackedResponse = http.ServerResponse & { [kContext]?: ProxyContext; [kGeneration]?: Generation };
+type TrackedResponse = ServerResponse & { [kContext]?: ProxyContext; [kGeneration]?: Generation };
 
 const NO_ROUTE = new LbError('LB_ERR_NO_ROUTE');
 const BODY_TOO_LARGE = new LbError('LB_ERR_BODY_TOO_LARGE');
+const BAD_TARGET = new LbError(
+  'LB_ERR_BAD_REQUEST',
+  'The request target is not accepted: send an origin-form path without "#", "\\", "%00", bad escapes or ".." above the root.',
+);
+const BAD_AUTHORITY = new LbError('LB_ERR_BAD_REQUEST', 'An absolute request target must be http(s)://host[:port]/path.');
+const MALFORMED_BODY = new LbError('LB_ERR_BAD_REQUEST', 'The request body is malformed (bad chunked framing).');
+const UPGRADE_WITH_BODY = new LbError('LB_ERR_BAD_REQUEST', 'An Upgrade request cannot carry a body.');
+const CONNECT_REFUSED = new LbError('LB_ERR_METHOD_NOT_ALLOWED');
+const NO_RESPONSE = new LbError('LB_ERR_PLUGIN', 'The pipeline ended without a response: a middleware neither called next() nor ctx.respond().');
 
-/** When the response is done (or the client went away): release the generation, cancel a pending upstream. */
-function onResponseClose(this: TrackedResponse): void {
-  const ctx = this[kContext];
-  if (ctx !== undefined && !this.writableFinished) ctx.discardUpstream();
-  this[kGeneration]!.leave();
+/**
+ * Header fields Node keeps per request: one more than the largest
+ * `max_headers_count` allowed, so that going over the configured limit is
+ * seen (and refused) instead of silently truncated. Memory stays bounded by
+ * `max_header_size`.
+ */
+const MAX_HEADERS_KEPT = 10_001;
+
+/**
+ * A 'close' listener for every response (one function per server, with
+ * `this` the response): release the generation; when the response did not
+ * finish, log a backend that broke off mid-response and cancel the upstream
+ * request (the client went away); drain a small unread body.
+ */
+function responseCloseListener(logger: Logger): (this: TrackedResponse) => void {
+  return function onResponseClose(this: TrackedResponse): void {
+    const ctx = this[kContext];
+    if (ctx !== undefined && !this.writableFinished) {
+      const failure = ctx.exchange?.failure;
+      if (failure !== undefined && failure.status >= 500) {
+        const cause = failure.cause as { code?: string; message?: string } | undefined;
+        logger.warn(
+          { code: failure.code, backend: ctx.backend?.url, err: cause?.code ?? cause?.message },
+          `backend ${ctx.backend?.url} broke off its response (${cause?.code ?? cause?.message ?? failure.code}): the client connection was cut`,
+        );
+      }
+      ctx.discardUpstream();
+    }
+    this[kGeneration]!.leave();
+    drainUnreadBody(this.req);
+  };
 }
+
+/** The client of an Upgrade request went away before its answer was complete. */
+function onUpgradeAnswerClose(this: TrackedResponse): void {
+  if (!this.writableFinished) this[kContext]?.discardUpstream();
+}
+
+/** An Upgrade request answered without a tunnel: the connection ends with the answer. */
+function endUpgradeAnswer(this: ServerResponse): void {
+  const socket = this.socket;
+  if (socket === null) return;
+  this.detachSocket(socket);
+  socket.destroySoon();
+  setTimeout(destroyIfOpen, LINGER_MS, socket).unref();
+}
+
+function destroyIfOpen(socket: Socket): void {
+  if (!socket.destroyed) socket.destroy();
+}
+
+function ignoreError(): void {}
 
 /** "Example.COM:8080" → "example.com"; "[::1]:80" → "[::1]". */
 export function hostWithoutPort(host: string | undefined): string {
@@ -41,17 +107,25 @@ export function hostWithoutPort(host: string | undefined): string {
   return host.slice(0, end).toLowerCase();
 }
 
+/** How often Node looks for connections past `headers_timeout` (its default, 30 s, would let slowloris sockets live that long). */
+function connectionsCheckingInterval(headersTimeout: number): number {
+  return Math.max(100, Math.min(1000, Math.floor(headersTimeout / 4)));
+}
+
 export class TrafficServer {
   readonly server: http.Server;
   readonly protocol: 'http' | 'https';
   generation: Generation;
   readonly #sockets = new Set<Socket>();
+  readonly #onResponseClose: (this: TrackedResponse) => void;
+  #closing = false;
 
   constructor(
     generation: Generation,
     private readonly logger: Logger,
   ) {
     this.generation = generation;
+    this.#onResponseClose = responseCloseListener(logger);
     const config = generation.config.server;
     const options = TrafficServer.serverOptions(config);
     this.protocol = config.tls ? 'https' : 'http';
@@ -59,11 +133,14 @@ export class TrafficServer {
       ? https.createServer({ ...options, cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) }, this.#onRequest)
       : http.createServer(options, this.#onRequest);
     this.server.keepAliveTimeout = config.idleTimeout;
+    this.server.maxHeadersCount = MAX_HEADERS_KEPT;
     this.server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(err, socket));
+    this.server.on('clientError', this.#onClientError);
+    this.server.on('upgrade', this.#onUpgrade);
+    this.server.on('connect', this.#onConnect);
   }
 
   static serverOptions(config: ServerConfig): http.ServerOptions {
@@ -72,7 +149,11 @@ export class TrafficServer {
       headersTimeout: config.headersTimeout,
       keepAliveTimeout: config.idleTimeout,
       requestTimeout: 0,
-      requireHostHeader: true,
+      connectionsCheckingInterval: connectionsCheckingInterval(config.headersTimeout),
+      // The guard checks Host itself, to answer with a body and close the connection.
+      requireHostHeader: false,
+      // Never the lenient parser, whatever NODE_OPTIONS says.
+      insecureHTTPParser: false,
       noDelay: true,
     };
   }
@@ -90,11 +171,20 @@ export class TrafficServer {
     return this.server.address() as AddressInfo;
   }
 
-  /** Stops accepting; resolves when every connection has closed (idle ones are closed now). */
+  /**
+   * Stops accepting; resolves when every connection has closed. Idle
+   * keep-alive connections are closed now, busy ones as soon as their
+   * response is out (responses written from now on say `Connection: close`).
+   */
   async close(): Promise<void> {
+    this.#closing = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
-    await closed;
+    const sweep = setInterval(() => this.server.closeIdleConnections(), 50);
+    try {
+      await closed;
+    } finally {
+      clearInterval(sweep);
+    }
   }
 
   /** Cuts every remaining connection; returns how many there were. */
@@ -108,79 +198,241 @@ export class TrafficServer {
     return this.#sockets.size;
   }
 
-  #onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
-    if (!socket.writable) {
-      socket.destroy();
+  readonly #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    // Pipelined behind a response that closes the connection: never served.
+    if (isClosing(req.socket)) {
+      req.resume();
       return;
     }
-    const status =
-      err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' :
-      err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-  }
-
-  readonly #onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const generation = this.generation;
     generation.enter();
     (res as TrackedResponse)[kGeneration] = generation;
-    res.once('close', onResponseClose);
-
-    const url = req.url!;
-    const query = url.indexOf('?');
-    const path = query === -1 ? url : url.slice(0, query);
-    const host = hostWithoutPort(req.headers.host);
-    const target = generation.router.match(req.method!, host, path);
-    if (target === undefined) {
-      writeError(req, res, NO_ROUTE);
-      return;
-    }
-    const contentLength = req.headers['content-length'];
-    if (contentLength !== undefined && Number(contentLength) > generation.config.server.maxBody) {
-      writeError(req, res, BODY_TOO_LARGE);
-      return;
-    }
-    const ctx = new ProxyContext(req, res, target.pool, host, url, this.protocol);
-    (res as TrackedResponse)[kContext] = ctx;
-    stripRequestHopByHop(ctx.headers);
-    ctx.clientIp = generation.forwarded.apply(ctx.headers, req.socket.remoteAddress ?? '', req.headers.host, this.protocol);
-    void this.#serve(ctx, target);
+    res.once('close', this.#onResponseClose);
+    const route = this.#admit(req, res, generation);
+    if (route !== undefined) void this.#serve((res as TrackedResponse)[kContext]!, route);
   };
 
-  async #serve(ctx: ProxyContext, target: RouteTarget): Promise<void> {
+  /**
+   * Guard, target normalization, body limit, routing; on success the
+   * request's ProxyContext is on `res` and its route is returned, else the
+   * error answer is written and undefined returned.
+   */
+  #admit(req: IncomingMessage, res: ServerResponse, generation: Generation): RouteTarget | undefined {
+    const config = generation.config.server;
+    const refused = checkRequest(req, config.maxHeadersCount);
+    if (refused !== undefined) {
+      writeError(req, res, refused);
+      return undefined;
+    }
+    let url = req.url!;
+    let hostHeader = req.headers.host;
+    if (url.charCodeAt(0) !== 47 /* / */) {
+      const absolute = splitAbsoluteForm(url);
+      if (absolute === undefined || !isValidHostHeader(absolute.authority)) {
+        writeError(req, res, BAD_AUTHORITY);
+        return undefined;
+      }
+      // RFC 9112 §3.2.2: the target's authority wins over Host — for routing and for the backend.
+      url = absolute.target;
+      hostHeader = absolute.authority;
+      req.headers.host = hostHeader;
+    }
+    const target = normalizeTarget(url);
+    if (target === undefined) {
+      writeError(req, res, BAD_TARGET);
+      return undefined;
+    }
+    const contentLength = req.headers['content-length'];
+    if (contentLength !== undefined && Number(contentLength) > config.maxBody) {
+      writeError(req, res, BODY_TOO_LARGE);
+      return undefined;
+    }
+    const query = target.indexOf('?');
+    const path = query === -1 ? target : target.slice(0, query);
+    const host = hostWithoutPort(hostHeader);
+    const route = generation.router.match(req.method!, host, path);
+    if (route === undefined) {
+      writeError(req, res, NO_ROUTE);
+      return undefined;
+    }
+    const ctx = new ProxyContext(req, res, route.pool, host, target, this.protocol);
+    (res as TrackedResponse)[kContext] = ctx;
+    if (ctx.body !== null) ctx.body = new RequestBody(req, config.maxBody, config.bodyTimeout);
+    stripRequestHopByHop(ctx.headers);
+    ctx.clientIp = generation.forwarded.apply(ctx.headers, req.socket.remoteAddress ?? '', hostHeader, this.protocol);
+    return route;
+  }
+
+  /** The pipeline threw: log what is worth logging, answer with the error. */
+  #pipelineFailed(ctx: ProxyContext, route: RouteTarget, err: unknown): void {
+    ctx.discardUpstream();
+    const error = asLbError(err);
+    if (error.code === 'LB_ERR_PLUGIN' || error.status >= 500) {
+      this.logger.warn(
+        { code: error.code, route: route.name, pool: route.pool.name, backend: ctx.backend?.url, err: error.cause ?? error.message },
+        error.message,
+      );
+    }
+    writeError(ctx.req, ctx.res, error);
+  }
+
+  async #serve(ctx: ProxyContext, route: RouteTarget): Promise<void> {
     const { req, res } = ctx;
     try {
-      await target.handler(ctx);
+      await route.handler(ctx);
     } catch (err) {
-      ctx.discardUpstream();
-      const error = asLbError(err);
-      if (error.code === 'LB_ERR_PLUGIN' || error.status >= 500) {
-        this.logger.warn(
-          { code: error.code, route: target.name, pool: target.pool.name, backend: ctx.backend?.url, err: error.cause ?? error.message },
-          error.message,
-        );
-      }
-      writeError(req, res, error);
+      this.#pipelineFailed(ctx, route, err);
       return;
     }
     const response = ctx.response;
     if (response === undefined) {
-      writeError(req, res, new LbError('LB_ERR_PLUGIN', 'The pipeline ended without a response: a middleware neither called next() nor ctx.respond().'));
+      writeError(req, res, NO_RESPONSE);
       return;
     }
-    if (res.destroyed) {
+    // Destroyed: the client went away. Headers sent: answered already (a malformed body got its 400).
+    if (res.destroyed || res.headersSent) {
       ctx.discardUpstream();
       return;
     }
+    if (hasUnreadBody(req)) settleUnreadBody(req, res);
+    if (this.#closing) res.shouldKeepAlive = false;
     if (response instanceof LocalResponse) {
-      const body = response.body;
-      if (body !== undefined && response.headers['content-length'] === undefined) {
-        response.headers['content-length'] = String(Buffer.byteLength(body));
-      }
-      res.writeHead(response.status, response.headers);
-      res.end(req.method === 'HEAD' ? undefined : body);
+      writeLocalResponse(req, res, response);
+      return;
+    }
+    // The backend broke off before anything was written: an honest 502 is still possible.
+    const failure = response.exchange.failure;
+    if (failure !== undefined) {
+      this.#pipelineFailed(ctx, route, failure);
       return;
     }
     res.writeHead(response.status, response.headersForWrite());
     response.exchange.attach(res);
   }
+
+  /**
+   * llhttp refused what arrived on `socket`. When it broke inside the body
+   * of the request being served (a malformed chunk), that request gets the
+   * 400 and its upstream request is cancelled; otherwise see answerParserError.
+   */
+  readonly #onClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {
+    // Node reports every later chunk on a failed parser again: the first answer stands.
+    if (isClosing(socket)) return;
+    const res = (socket as Socket & { _httpMessage?: TrackedResponse | null })._httpMessage;
+    if (res != null && hasUnreadBody(res.req) && !res.headersSent && !res.destroyed) {
+      res[kContext]?.discardUpstream();
+      writeError(res.req, res, MALFORMED_BODY);
+      return;
+    }
+    answerParserError(err, socket);
+  };
+
+  /** Node hands Upgrade requests here (with the raw socket) instead of to 'request'. */
+  readonly #onUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
+    // Node removed its own listeners from the socket: an error must not go unhandled.
+    socket.on('error', ignoreError);
+    if (isClosing(socket) || this.#closing) {
+      socket.destroy();
+      return;
+    }
+    const generation = this.generation;
+    generation.enter();
+    void this.#serveUpgrade(req, socket, head, generation).finally(() => generation.leave());
+  };
+
+  async #serveUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, generation: Generation): Promise<void> {
+    const protocol = req.headers.upgrade as string;
+    // A response object bound to the raw socket, for every answer that is not a 101.
+    const res = new http.ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket);
+    res.once('finish', endUpgradeAnswer);
+    const route = this.#admit(req, res, generation);
+    if (route === undefined) return;
+    const ctx = (res as TrackedResponse)[kContext]!;
+    if (ctx.body !== null) {
+      ctx.body = null;
+      writeError(req, res, UPGRADE_WITH_BODY);
+      return;
+    }
+    ctx.upgrade = protocol;
+    res.once('close', onUpgradeAnswerClose);
+    try {
+      await route.handler(ctx);
+    } catch (err) {
+      this.#pipelineFailed(ctx, route, err);
+      return;
+    }
+    const response = ctx.response;
+    if (response === undefined) {
+      writeError(req, res, NO_RESPONSE);
+      return;
+    }
+    if (socket.destroyed) {
+      ctx.discardUpstream();
+      return;
+    }
+    if (response instanceof LocalResponse) {
+      writeLocalResponse(req, res, response);
+      return;
+    }
+    const exchange = response.exchange;
+    if (exchange instanceof UpgradeExchange && exchange.upgraded) {
+      this.#startTunnel(ctx, response, exchange, socket, head, res);
+      return;
+    }
+    res.writeHead(response.status, response.headersForWrite());
+    exchange.attach(res);
+  }
+
+  #startTunnel(
+    ctx: ProxyContext,
+    response: BackendResponse,
+    exchange: UpgradeExchange,
+    socket: Socket,
+    head: Buffer,
+    res: ServerResponse,
+  ): void {
+    const upstream = exchange.takeSocket();
+    ctx.exchange = undefined;
+    if (response.status !== 101) {
+      // A plugin turned the switch into another answer: the backend connection cannot be used.
+      upstream.destroy();
+      res.writeHead(response.status, response.headersForWrite());
+      res.end();
+      return;
+    }
+    let responseHead: string;
+    try {
+      responseHead = switchingProtocolsHead(response.status, response.headersForWrite());
+    } catch (err) {
+      upstream.destroy();
+      writeError(ctx.req, res, asLbError(err));
+      return;
+    }
+    res.removeListener('finish', endUpgradeAnswer);
+    res.detachSocket(socket);
+    socket.write(responseHead);
+    openTunnel(socket, upstream, head, exchange.backend, this.generation.config.server.idleTimeout);
+  }
+
+  /** CONNECT asks for a forward proxy, which Switchyard is not. */
+  readonly #onConnect = (req: IncomingMessage, socket: Socket): void => {
+    socket.on('error', ignoreError);
+    const res = new http.ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket);
+    res.once('finish', endUpgradeAnswer);
+    closeAfterResponse(req, res);
+    writeError(req, res, CONNECT_REFUSED);
+  };
+}
+
+function writeLocalResponse(req: IncomingMessage, res: ServerResponse, response: LocalResponse): void {
+  const body = response.body;
+  if (body !== undefined && response.headers['content-length'] === undefined) {
+    response.headers['content-length'] = String(Buffer.byteLength(body));
+  }
+  res.writeHead(response.status, response.headers);
+  res.end(req.method === 'HEAD' ? undefined : body);
 }

@@ -1,0 +1,36 @@
+/**
+ * `max_connections` per backend with a bounded wait queue (`max_queue`).
+ * undici's Pool opens at most `connections` sockets and queues every other
+ * request without bound; here a request that would wait behind `max_queue`
+ * others is refused at once (503) instead, so a stalled backend costs
+ * neither unbounded memory nor unbounded latency.
+ *
+ * `Backend.active` counts requests in flight (on a socket or in undici's
+ * queue) plus open Upgrade tunnels. A tunnel has left the Pool — undici
+ * hands its socket over — so tunnels are counted here too and left out of
+ * the admission check.
+ */
+import type { Backend } from './backend.js';
+
+const tunnels = new WeakMap<Backend, number>();
+
+/** Open Upgrade tunnels to `backend`. */
+export function tunnelCount(backend: Backend): number {
+  return tunnels.get(backend) ?? 0;
+}
+
+/** A tunnel to `backend` opened: it counts as an active connection until tunnelClosed(). */
+export function tunnelOpened(backend: Backend): void {
+  tunnels.set(backend, tunnelCount(backend) + 1);
+  backend.active++;
+}
+
+export function tunnelClosed(backend: Backend): void {
+  tunnels.set(backend, tunnelCount(backend) - 1);
+  backend.active--;
+}
+
+/** True when one more request to `backend` fits in its connections plus its wait queue. */
+export function hasQueueRoom(backend: Backend, maxConnections: number, maxQueue: number): boolean {
+  return backend.active - tunnelCount(backend) < maxConnections + maxQueue;
+}

@@ -1,0 +1,179 @@
+/**
+ * Backends that break the protocol, over raw sockets: each case is answered
+ * 502 (or, once a response head is out, by cutting the client connection so
+ * the client sees an incomplete response), it is logged, and the proxy keeps
+ * serving — on that backend too.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type net from 'node:net';
+import { startSwitchyard, type RunningSwitchyard } from '../../src/testing.js';
+import { readRequestHead, sendRaw, startCapturingBackend, startRawBackend, type CapturingBackend } from '../helpers/raw-http.js';
+
+type Behaviour = (socket: net.Socket, head: string) => void;
+
+const OK = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
+
+/** What each misbehaving backend does with a request, by path. A request for /*-then-ok is answered properly. */
+const BEHAVIOURS: Record<string, Behaviour> = {
+  garbage: (s) => s.write('this is not http\r\n\r\n'),
+  'bad-status': (s) => s.write('HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nok'),
+  'cl-te': (s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n'),
+  'invalid-header': (s) => s.write('HTTP/1.1 200 OK\r\nX Bad: y\r\nContent-Length: 2\r\n\r\nok'),
+  'header-nul': (s) => s.write('HTTP/1.1 200 OK\r\nX-Bad: a\x00b\r\nContent-Length: 2\r\n\r\nok'),
+  'huge-headers': (s) => s.write(`HTTP/1.1 200 OK\r\nX-Big: ${'x'.repeat(64 * 1024)}\r\nContent-Length: 2\r\n\r\nok`),
+  'close-before-answer': (s) => s.end(),
+  'reset-before-answer': (s) => s.resetAndDestroy(),
+  'short-body': (s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this'),
+  'reset-mid-body': (s) => {
+    // One write: with Nagle, a second small write could still sit in our send buffer when the reset drops it.
+    s.write(`HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n${'x'.repeat(5000)}`, () => setTimeout(() => s.resetAndDestroy(), 20));
+  },
+  'bad-chunk': (s) => s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\nzz\r\n'),
+  'unsolicited-bytes': (s) => s.write(`${OK}HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled`),
+  'no-content-with-body': (s) => s.write('HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello'),
+  'not-modified-with-body': (s) => s.write('HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\nhello'),
+  'not-modified-with-length': (s) => s.write('HTTP/1.1 304 Not Modified\r\nContent-Length: 1234\r\nETag: "v1"\r\n\r\n'),
+  'head-with-body': (s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello'),
+  'early-hints': (s) => s.write(`HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n${OK}`),
+  'close-delimited': (s) => s.end('HTTP/1.1 200 OK\r\n\r\nuntil close'),
+};
+
+describe('backend misbehaviour', () => {
+  let raw: Awaited<ReturnType<typeof startRawBackend>>;
+  let healthy: CapturingBackend;
+  let lb: RunningSwitchyard;
+
+  before(async () => {
+    raw = await startRawBackend(async (socket) => {
+      while (!socket.destroyed) {
+        const head = await readRequestHead(socket);
+        const path = head.split(' ')[1]!.slice(1);
+        socket.resume();
+        if (path.endsWith('-then-ok') || path === 'fine') socket.write(OK);
+        else BEHAVIOURS[path]!(socket, head);
+      }
+    });
+    healthy = await startCapturingBackend();
+    lb = await startSwitchyard({
+      captureLogs: true,
+      toml: `
+        [server]
+        listen = "127.0.0.1:0"
+        [pools.raw]
+        passive_failures = 0
+        response_timeout = "2s"
+        backends = [{ url = "${raw.url}" }]
+        [pools.healthy]
+        backends = [{ url = "${healthy.url}" }]
+        [[routes]]
+        match = { path_prefix = "/healthy" }
+        pool = "healthy"
+        [[routes]]
+        pool = "raw"
+      `,
+    });
+  });
+  after(async () => {
+    await lb?.close();
+    await raw?.close();
+    await healthy?.close();
+  });
+
+  async function stillServing(): Promise<void> {
+    const [viaHealthy, viaRaw] = await Promise.all([
+      sendRaw(lb.port, 'GET /healthy HTTP/1.1\r\nHost: a\r\n\r\n', { responses: 1 }),
+      sendRaw(lb.port, 'GET /fine HTTP/1.1\r\nHost: a\r\n\r\n', { responses: 1 }),
+    ]);
+    assert.equal(viaHealthy.responses[0]?.status, 200, viaHealthy.text);
+    assert.equal(viaRaw.responses[0]?.status, 200, `the misbehaving backend's pool still serves: ${viaRaw.text}`);
+    assert.equal(viaRaw.responses[0]?.body, 'ok');
+  }
+
+  const BAD_GATEWAY = ['garbage', 'bad-status', 'cl-te', 'invalid-header', 'header-nul', 'huge-headers', 'close-before-answer', 'reset-before-answer'];
+  for (const path of BAD_GATEWAY) {
+    it(`${path}: 502, logged, and the proxy keeps serving`, async () => {
+      const logged = lb.logs.length;
+      const result = await sendRaw(lb.port, `GET /${path} HTTP/1.1\r\nHost: a\r\n\r\n`, { responses: 1 });
+      assert.equal(result.responses[0]?.status, 502, result.text);
+      assert.match(result.responses[0]!.body, /^502 /);
+      assert.doesNotMatch(result.responses[0]!.body, /at .*\.js/, 'no stack trace');
+      assert.ok(lb.logs.slice(logged).some((l) => l.level === 40 && l.code !== undefined), 'a warning was logged');
+      await stillServing();
+    });
+  }
+
+  const CUT = ['short-body', 'reset-mid-body', 'bad-chunk'];
+  for (const path of CUT) {
+    it(`${path}: the head is out, so the client connection is cut (no clean short response), logged`, async () => {
+      const logged = lb.logs.length;
+      const result = await sendRaw(lb.port, `GET /${path} HTTP/1.1\r\nHost: a\r\n\r\n`, { timeoutMs: 3000 });
+      assert.match(result.text, /^HTTP\/1\.1 200/);
+      assert.ok(result.closed, 'connection cut');
+      assert.equal(result.responses.length, 0, `the client can tell the response is incomplete: ${result.text.slice(0, 200)}`);
+      await waitFor(() => lb.logs.slice(logged).some((l) => l.level === 40 && /broke off/.test(l.msg)));
+      await stillServing();
+    });
+  }
+
+  it('unsolicited bytes after a response never reach a client as a response', async () => {
+    const first = await sendRaw(lb.port, 'GET /unsolicited-bytes HTTP/1.1\r\nHost: a\r\n\r\n', { responses: 1 });
+    assert.equal(first.responses[0]?.status, 200);
+    assert.equal(first.responses[0]?.body, 'ok');
+    for (let i = 0; i < 3; i++) {
+      const next = await sendRaw(lb.port, 'GET /fine HTTP/1.1\r\nHost: a\r\n\r\n', { responses: 1 });
+      assert.equal(next.responses[0]?.status, 200);
+      assert.equal(next.responses[0]?.body, 'ok', 'the smuggled response was not handed to a later request');
+    }
+  });
+
+  it('a 204 and a 304 carry no body to the client, even when the backend sends one', async () => {
+    for (const [path, status] of [['no-content-with-body', 204], ['not-modified-with-body', 304]] as const) {
+      const result = await sendRaw(lb.port, `GET /${path} HTTP/1.1\r\nHost: a\r\n\r\nGET /fine HTTP/1.1\r\nHost: a\r\n\r\n`, { responses: 2 });
+      assert.equal(result.responses[0]?.status, status, result.text);
+      if (status === 204) assert.equal(result.responses[0]?.headers['content-length'], undefined, 'no Content-Length on a 204');
+      assert.equal(result.responses[1]?.status, 200, `the next response on the connection is intact: ${JSON.stringify(result.text)}`);
+      assert.equal(result.responses[1]?.body, 'ok');
+      assert.doesNotMatch(result.text, /hello/);
+    }
+  });
+
+  it('a valid 304 with Content-Length passes whole (undici 7 alone would fail it as a length mismatch)', async () => {
+    const result = await sendRaw(lb.port, 'GET /not-modified-with-length HTTP/1.1\r\nHost: a\r\n\r\nGET /fine HTTP/1.1\r\nHost: a\r\n\r\n', { responses: 2 });
+    assert.equal(result.responses[0]?.status, 304, result.text);
+    assert.equal(result.responses[0]?.headers['content-length'], '1234');
+    assert.equal(result.responses[0]?.headers.etag, '"v1"');
+    assert.equal(result.responses[1]?.status, 200);
+    assert.equal(result.responses[1]?.body, 'ok');
+  });
+
+  it('HEAD carries no body, even when the backend sends one', async () => {
+    const result = await sendRaw(lb.port, 'HEAD /head-with-body HTTP/1.1\r\nHost: a\r\n\r\nGET /fine HTTP/1.1\r\nHost: a\r\n\r\n', { responses: 2 });
+    assert.equal(result.responses[0]?.status, 200, result.text);
+    assert.equal(result.responses[0]?.headers['content-length'], '5', 'HEAD keeps the length of the body it does not carry');
+    assert.equal(result.responses[1]?.status, 200);
+    assert.equal(result.responses[1]?.body, 'ok');
+    assert.doesNotMatch(result.text, /hello/);
+  });
+
+  it('1xx interim responses are not relayed; the final one is', async () => {
+    const result = await sendRaw(lb.port, 'GET /early-hints HTTP/1.1\r\nHost: a\r\n\r\n', { responses: 1 });
+    assert.deepEqual(result.responses.map((r) => r.status), [200]);
+    assert.equal(result.responses[0]!.body, 'ok');
+  });
+
+  it('a close-delimited response body is re-framed for the client', async () => {
+    const result = await sendRaw(lb.port, 'GET /close-delimited HTTP/1.1\r\nHost: a\r\n\r\n', { responses: 1 });
+    assert.equal(result.responses[0]?.status, 200);
+    assert.equal(result.responses[0]?.body, 'until close');
+    assert.match(result.responses[0]!.headers['transfer-encoding'] ?? '', /chunked/);
+  });
+});
+
+async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * Timeouts on both sides. Client: headers_timeout (slowloris), idle_timeout
+ * (keep-alive), body_timeout (stalled uploads). Backend: connect_timeout
+ * and response_timeout (504), and a response body that stalls. Each is
+ * short here, so undici's 300 s defaults would fail these tests.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { startSwitchyard, startBackend, type RunningSwitchyard, type TestBackend } from '../../src/testing.js';
+import { sendRaw, startCapturingBackend, startRawBackend, type CapturingBackend } from '../helpers/raw-http.js';
+
+describe('client-side timeouts', () => {
+  let backend: CapturingBackend;
+  let lb: RunningSwitchyard;
+
+  before(async () => {
+    backend = await startCapturingBackend();
+    lb = await startSwitchyard({
+      toml: `
+        [server]
+        listen = "127.0.0.1:0"
+        headers_timeout = "1s"
+        idle_timeout = "300ms"
+        body_timeout = "300ms"
+        [pools.web]
+        backends = [{ url = "${backend.url}" }]
+      `,
+    });
+  });
+  after(async () => {
+    await lb?.close();
+    await backend?.close();
+  });
+
+  it('slowloris: 200 sockets trickling headers are cut after headers_timeout while normal GETs all succeed', async () => {
+    const SLOW = 200;
+    const sockets: net.Socket[] = [];
+    const closedAt: number[] = [];
+    const answers: string[] = [];
+    const started = Date.now();
+    const trickle = setInterval(() => {
+      for (const s of sockets) if (!s.destroyed) s.write(`X-Slow-${Date.now() % 1000}: 1\r\n`);
+    }, 100);
+    try {
+      for (let i = 0; i < SLOW; i++) {
+        const socket = net.connect(lb.port, '127.0.0.1');
+        let text = '';
+        socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+        socket.on('error', () => {});
+        socket.on('close', () => {
+          closedAt.push(Date.now() - started);
+          answers.push(text);
+        });
+        socket.write('GET /slow HTTP/1.1\r\nHost: a\r\n');
+        sockets.push(socket);
+      }
+      // Normal clients, in parallel with the trickle, for longer than headers_timeout.
+      const statuses: number[] = [];
+      while (Date.now() - started < 1800) {
+        const batch = await Promise.all(Array.from({ length: 10 }, () => fetch(`${lb.url}/normal`).then(async (r) => (await r.text(), r.status))));
+        statuses.push(...batch);
+      }
+      assert.ok(statuses.length >= 50, `only ${statuses.length} normal requests ran`);
+      assert.deepEqual(new Set(statuses), new Set([200]), 'every normal request succeeded');
+      const deadline = Date.now() + 3000;
+      while (closedAt.length < SLOW && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(closedAt.length, SLOW, 'every slowloris socket was cut');
+      assert.ok(Math.min(...closedAt) >= 900, `cut too early: ${Math.min(...closedAt)}ms`);
+      assert.ok(Math.max(...closedAt) < 3500, `cut too late: ${Math.max(...closedAt)}ms`);
+      assert.ok(answers.every((a) => a === '' || a.startsWith('HTTP/1.1 408')), 'a trickler gets 408 (or nothing)');
+      assert.ok(!backend.seen.some((s) => s.url === '/slow'), 'no trickled request reached the backend');
+    } finally {
+      clearInterval(trickle);
+      for (const s of sockets) s.destroy();
+    }
+  });
+
+  it('idle_timeout: an idle keep-alive connection is closed', async () => {
+    const started = Date.now();
+    const result = await sendRaw(lb.port, 'GET /idle HTTP/1.1\r\nHost: a\r\n\r\n', { timeoutMs: 3000 });
+    assert.equal(result.responses[0]?.status, 200);
+    assert.match(result.responses[0]!.headers['keep-alive'] ?? '', /timeout=0?\b/);
+    assert.ok(result.closed, 'closed by the proxy');
+    // Node closes a kept socket one second after the advertised timeout.
+    assert.ok(Date.now() - started < 2500, `closed after ${Date.now() - started}ms`);
+  });
+
+  it('body_timeout: a stalled upload gets 408, the upstream request is aborted, the connection closes', async () => {
+    const before = backend.seen.length;
+    const started = Date.now();
+    const result = await sendRaw(lb.port, 'POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly-part', { timeoutMs: 3000 });
+    assert.equal(result.responses[0]?.status, 408, result.text);
+    assert.ok(result.closed);
+    assert.ok(Date.now() - started < 2000);
+    await waitFor(() => backend.seen.length > before);
+    assert.equal(backend.seen.at(-1)!.complete, false, 'the backend saw an aborted upload');
+  });
+});
+
+describe('backend-side timeouts', () => {
+  let blocked: ChildProcess;
+  let blockedPort: number;
+  const fillers: net.Socket[] = [];
+  let silent: Awaited<ReturnType<typeof startRawBackend>>;
+  let stalling: TestBackend;
+  let lb: RunningSwitchyard;
+
+  before(async () => {
+    // A listener whose process never accepts: once its backlog is full, connects hang.
+    blocked = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const net = require('net'); const s = net.createServer();
+         s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+           require('fs').writeSync(1, s.address().port + '\\n');
+           Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 30000);
+         });`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    blockedPort = await new Promise<number>((resolve) => blocked.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
+    for (let i = 0; i < 2; i++) {
+      const s = net.connect(blockedPort, '127.0.0.1');
+      s.on('error', () => {});
+      fillers.push(s);
+      await new Promise((resolve) => s.once('connect', resolve));
+    }
+    silent = await startRawBackend((socket) => socket.resume());
+    stalling = await startBackend('stalling', (_req, res) => {
+      res.writeHead(200, { 'content-length': '100' });
+      res.write('first part');
+    });
+    lb = await startSwitchyard({
+      toml: `
+        [server]
+        listen = "127.0.0.1:0"
+        [pools.blocked]
+        connect_timeout = "300ms"
+        passive_failures = 0
+        backends = [{ url = "http://127.0.0.1:${blockedPort}" }]
+        [pools.silent]
+        response_timeout = "300ms"
+        passive_failures = 0
+        backends = [{ url = "${silent.url}" }]
+        [pools.stalling]
+        response_timeout = "300ms"
+        passive_failures = 0
+        backends = [{ url = "${stalling.url}" }]
+        [[routes]]
+        match = { path_prefix = "/blocked" }
+        pool = "blocked"
+        [[routes]]
+        match = { path_prefix = "/silent" }
+        pool = "silent"
+        [[routes]]
+        pool = "stalling"
+      `,
+    });
+  });
+  after(async () => {
+    await lb?.close();
+    for (const s of fillers) s.destroy();
+    blocked?.kill('SIGKILL');
+    await silent?.close();
+    await stalling?.close();
+  });
+
+  it('connect_timeout: a backend that does not accept in time → 504', async () => {
+    const started = Date.now();
+    const res = await fetch(`${lb.url}/blocked`);
+    assert.equal(res.status, 504);
+    assert.match(await res.text(), /connection in time/);
+    const ms = Date.now() - started;
+    assert.ok(ms >= 250 && ms < 1500, `answered after ${ms}ms`);
+  });
+
+  it('response_timeout: a backend that never answers → 504', async () => {
+    const started = Date.now();
+    const res = await fetch(`${lb.url}/silent`);
+    assert.equal(res.status, 504);
+    assert.match(await res.text(), /did not answer in time/);
+    const ms = Date.now() - started;
+    assert.ok(ms >= 250 && ms < 1500, `answered after ${ms}ms`);
+  });
+
+  it('a response body that stalls past response_timeout: the client connection is cut', async () => {
+    const started = Date.now();
+    const result = await sendRaw(lb.port, 'GET /stall HTTP/1.1\r\nHost: a\r\n\r\n', { timeoutMs: 3000 });
+    assert.match(result.text, /^HTTP\/1\.1 200/);
+    assert.match(result.text, /first part$/);
+    assert.equal(result.responses.length, 0, 'the response is visibly incomplete');
+    assert.ok(result.closed);
+    assert.ok(Date.now() - started < 1500);
+  });
+});
+
+async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

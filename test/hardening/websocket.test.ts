@@ -1,0 +1,241 @@
+/**
+ * WebSocket (Upgrade) passthrough, with the handshake and frames written by
+ * hand over node:net: the request goes through the pipeline's selection
+ * (sticky sessions pin it), a backend's refusal reaches the client as it is,
+ * closing either side closes the other, and an open tunnel counts as an
+ * active connection of its backend.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { createHash, randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { startSwitchyard, startBackend, type RunningSwitchyard, type TestBackend } from '../../src/testing.js';
+
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/** A client frame: text, FIN, masked (RFC 6455 §5.2; payloads under 126 bytes). */
+function clientFrame(text: string): Buffer {
+  const payload = Buffer.from(text);
+  const mask = randomBytes(4);
+  const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
+  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]);
+}
+
+function serverFrame(text: string): Buffer {
+  const payload = Buffer.from(text);
+  return Buffer.concat([Buffer.from([0x81, payload.length]), payload]);
+}
+
+/** Decodes one short frame (masked or not) → its text. */
+function frameText(frame: Buffer): string {
+  const masked = (frame[1]! & 0x80) !== 0;
+  const length = frame[1]! & 0x7f;
+  if (!masked) return frame.subarray(2, 2 + length).toString();
+  const mask = frame.subarray(2, 6);
+  return Buffer.from(frame.subarray(6, 6 + length).map((b, i) => b ^ mask[i % 4]!)).toString();
+}
+
+interface WebSocketBackend {
+  backend: TestBackend;
+  /** Upgrade requests seen, and the server side of each tunnel. */
+  upgrades: { req: IncomingMessage; socket: net.Socket }[];
+}
+
+async function startWebSocketBackend(name: string): Promise<WebSocketBackend> {
+  const backend = await startBackend(name);
+  const upgrades: WebSocketBackend['upgrades'] = [];
+  backend.server.on('upgrade', (req: IncomingMessage, socket: net.Socket) => {
+    socket.on('error', () => {});
+    upgrades.push({ req, socket });
+    if (req.url === '/forbidden') {
+      socket.end('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 9\r\nConnection: close\r\n\r\nforbidden');
+      return;
+    }
+    const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}${GUID}`).digest('base64');
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nX-Backend: ${name}\r\n\r\n`,
+    );
+    socket.on('data', (d: Buffer) => socket.write(serverFrame(`${name}:${frameText(d)}`)));
+    // Like a real WebSocket server: the peer ending its half ends the connection (/stubborn does not).
+    if (req.url !== '/stubborn') socket.on('end', () => socket.end());
+  });
+  return { backend, upgrades };
+}
+
+interface ClientTunnel {
+  socket: net.Socket;
+  /** The response head (status line and headers). */
+  head: string;
+  /** The next bytes after the head. */
+  next(): Promise<Buffer>;
+  /** Every byte after the head not taken by next() yet. */
+  buffered(): Buffer;
+  closed: Promise<void>;
+}
+
+/** Sends an Upgrade request by hand and reads the response head. */
+async function openWebSocket(port: number, path: string, extraHeaders = ''): Promise<ClientTunnel & { key: string }> {
+  const key = randomBytes(16).toString('base64');
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  const queue: Buffer[] = [];
+  let waiting: ((b: Buffer) => void) | undefined;
+  let buffer = Buffer.alloc(0);
+  let head: string | undefined;
+  let gotHead: (h: string) => void;
+  const headPromise = new Promise<string>((resolve) => (gotHead = resolve));
+  socket.on('data', (d: Buffer) => {
+    if (head === undefined) {
+      buffer = Buffer.concat([buffer, d]);
+      const end = buffer.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      head = buffer.subarray(0, end).toString('latin1');
+      gotHead(head);
+      d = buffer.subarray(end + 4);
+      if (d.length === 0) return;
+    }
+    if (waiting) {
+      const w = waiting;
+      waiting = undefined;
+      w(d);
+    } else queue.push(d);
+  });
+  socket.write(
+    `GET ${path} HTTP/1.1\r\nHost: ws.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extraHeaders}\r\n`,
+  );
+  const headText = await Promise.race([headPromise, closed.then(() => buffer.toString('latin1'))]);
+  return {
+    socket,
+    key,
+    head: headText,
+    closed,
+    next: () => (queue.length > 0 ? Promise.resolve(queue.shift()!) : new Promise((resolve) => (waiting = resolve))),
+    buffered: () => Buffer.concat(queue.splice(0)),
+  };
+}
+
+describe('WebSocket passthrough', () => {
+  let one: WebSocketBackend;
+  let two: WebSocketBackend;
+  let lb: RunningSwitchyard;
+
+  before(async () => {
+    one = await startWebSocketBackend('one');
+    two = await startWebSocketBackend('two');
+    lb = await startSwitchyard({
+      toml: `
+        [server]
+        listen = "127.0.0.1:0"
+        [pools.ws]
+        backends = [{ url = "${one.backend.url}" }, { url = "${two.backend.url}" }]
+        [[pipeline]]
+        plugin = "sticky-session"
+        cookie = "lb_sticky"
+      `,
+    });
+  });
+  after(async () => {
+    await lb?.close();
+    for (const b of [one, two]) {
+      for (const u of b?.upgrades ?? []) u.socket.destroy();
+      await b?.backend.close();
+    }
+  });
+
+  it('handshake through the proxy, frames both ways', async () => {
+    const ws = await openWebSocket(lb.port, '/chat?room=1');
+    try {
+      assert.match(ws.head, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
+      assert.match(ws.head, /\r\nupgrade: websocket/i);
+      assert.match(ws.head, /\r\nconnection: upgrade/i);
+      const accept = createHash('sha1').update(`${ws.key}${GUID}`).digest('base64');
+      assert.match(ws.head, new RegExp(`\\r\\nSec-WebSocket-Accept: ${accept.replace(/[+/]/g, '\\$&')}`, 'i'));
+      const name = /X-Backend: (\w+)/i.exec(ws.head)![1]!;
+      ws.socket.write(clientFrame('hello'));
+      assert.equal(frameText(await ws.next()), `${name}:hello`);
+      ws.socket.write(clientFrame('again'));
+      assert.equal(frameText(await ws.next()), `${name}:again`);
+      const backend = (name === 'one' ? one : two).upgrades.at(-1)!.req;
+      assert.equal(backend.url, '/chat?room=1');
+      assert.equal(backend.headers['sec-websocket-key'], ws.key);
+      assert.equal(backend.headers['x-forwarded-for'], '127.0.0.1');
+    } finally {
+      ws.socket.destroy();
+    }
+  });
+
+  it('an open tunnel is an active connection; the client closing closes the backend side', async () => {
+    const ws = await openWebSocket(lb.port, '/live');
+    const name = /X-Backend: (\w+)/i.exec(ws.head)![1]!;
+    const target = name === 'one' ? one : two;
+    const stats = lb.lb.registry.get(target.backend.url)!;
+    const serverSide = target.upgrades.at(-1)!.socket;
+    const serverClosed = new Promise<void>((resolve) => serverSide.once('close', () => resolve()));
+    assert.equal(stats.active, 1, 'counted while open');
+    ws.socket.end();
+    await serverClosed;
+    await waitFor(() => stats.active === 0);
+  });
+
+  it('a backend that keeps its half open after the client ended: closed anyway, soon', async () => {
+    const ws = await openWebSocket(lb.port, '/stubborn');
+    const name = /X-Backend: (\w+)/i.exec(ws.head)![1]!;
+    const stats = lb.lb.registry.get((name === 'one' ? one : two).backend.url)!;
+    assert.equal(stats.active, 1);
+    const started = Date.now();
+    ws.socket.end();
+    await ws.closed;
+    await waitFor(() => stats.active === 0);
+    assert.ok(Date.now() - started < 2500, `closed after ${Date.now() - started}ms`);
+  });
+
+  it('the backend closing closes the client side', async () => {
+    const ws = await openWebSocket(lb.port, '/live');
+    const name = /X-Backend: (\w+)/i.exec(ws.head)![1]!;
+    const target = name === 'one' ? one : two;
+    target.upgrades.at(-1)!.socket.destroy();
+    await ws.closed;
+    await waitFor(() => lb.lb.registry.get(target.backend.url)!.active === 0);
+  });
+
+  it('a backend refusing the upgrade: its 403 reaches the client, then the connection closes', async () => {
+    const ws = await openWebSocket(lb.port, '/forbidden');
+    await ws.closed;
+    assert.match(ws.head, /^HTTP\/1\.1 403 Forbidden\r\n/);
+    assert.match(ws.head, /\r\nconnection: close/i);
+    assert.equal(ws.buffered().toString(), 'forbidden');
+  });
+
+  it('sticky sessions pin the upgrade to the backend the cookie names', async () => {
+    // A plain request gets the cookie (the strategy picks; sticky-session pins the client to it).
+    const first = await fetch(`${lb.url}/page`);
+    const cookie = first.headers.get('set-cookie')!.split(';')[0]!;
+    const pinnedTo = await first.text();
+    for (let i = 0; i < 4; i++) {
+      const ws = await openWebSocket(lb.port, '/sticky', `Cookie: ${cookie}\r\n`);
+      try {
+        assert.match(ws.head, /^HTTP\/1\.1 101 /);
+        assert.equal(/X-Backend: (\w+)/i.exec(ws.head)![1], pinnedTo, `upgrade ${i} went to the pinned backend`);
+      } finally {
+        ws.socket.destroy();
+      }
+    }
+  });
+
+  it('an Upgrade request with a body is refused', async () => {
+    const ws = await openWebSocket(lb.port, '/with-body', 'Content-Length: 5\r\n');
+    await ws.closed;
+    assert.match(ws.head, /^HTTP\/1\.1 400 /);
+  });
+});
+
+async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
