@@ -306,8 +306,17 @@ export function createStore(config: RateLimitConfig, logger: Logger): RateLimitS
   return new MemoryBucketStore(config.rate, config.burst, config.max_keys);
 }
 
-function isStore(value: unknown): value is RateLimitStore {
-  return typeof value === 'object' && value !== null && typeof (value as RateLimitStore).take === 'function';
+/**
+ * A store shared by the instances of consecutive generations: the running one
+ * and the one a reload builds beside it (which may fail and be discarded).
+ * It is closed when the last instance using it closes.
+ */
+export class SharedStore {
+  users = 0;
+  constructor(readonly store: RateLimitStore) {}
+  release(): void | Promise<void> {
+    if (--this.users === 0) return this.store.close?.();
+  }
 }
 
 const REFUSED_BODY = 'Too Many Requests\n';
@@ -331,9 +340,10 @@ export default definePlugin({
   create(config: RateLimitConfig, api: PluginApi): MiddlewareInstance {
     const keyOf = keyFunction(config.key);
     // The previous generation's store, handed over because this table did not change.
-    const store: RateLimitStore = isStore(api.inherited) ? api.inherited : createStore(config, api.logger);
+    const shared = api.inherited instanceof SharedStore ? api.inherited : new SharedStore(createStore(config, api.logger));
+    shared.users++;
+    const store = shared.store;
     const clock = api.clock;
-    let handedOver = false;
     return {
       handle(ctx: RequestContext, next: Next): Promise<void> {
         const decision = store.take(keyOf(ctx), clock.now());
@@ -341,12 +351,10 @@ export default definePlugin({
         return settle(decision as Decision, ctx, next);
       },
       handOver(): unknown {
-        handedOver = true;
-        return store;
+        return shared;
       },
       close(): void | Promise<void> {
-        // A handed-over store now belongs to the next generation.
-        if (!handedOver) return store.close?.();
+        return shared.release();
       },
     };
   },

@@ -9,6 +9,7 @@ import rateLimitPlugin, {
   MemoryBucketStore,
   readCookie,
   schema,
+  SharedStore,
   takeToken,
   type Bucket,
   type Decision,
@@ -251,18 +252,25 @@ test('handle: passes the burst, then answers 429 with Retry-After and RateLimit-
   assert.equal(again.answered, undefined, 'a second later the bucket has refilled');
 });
 
-test('handOver: buckets survive a reload; the old instance does not close the store it handed over', async () => {
+test('handOver: buckets survive a reload; the store closes only when the last instance using it closes', async () => {
   const clock = { now: 0 };
-  const first = await rateLimit.create(config({ rate: 1, burst: 1 }), apiAt(clock));
+  let closed = 0;
+  const memory = new MemoryBucketStore(1, 1, 100);
+  const counted: RateLimitStore = { take: (key, now) => memory.take(key, now), close: () => void closed++ };
+  const first = await rateLimit.create(config({ rate: 1, burst: 1 }), apiAt(clock, new SharedStore(counted)));
   const ctx = recordingContext('10.0.0.1');
   await first.handle(ctx, async () => {});
-  const inherited = first.handOver!();
-  assert.ok(inherited instanceof MemoryBucketStore);
-  await first.close?.();
-  const second = await rateLimit.create(config({ rate: 1, burst: 1 }), apiAt(clock, inherited));
+  // As the core does: the successor is built while the old instance still serves.
+  const second = await rateLimit.create(config({ rate: 1, burst: 1 }), apiAt(clock, first.handOver!()));
+  const discarded = await rateLimit.create(config({ rate: 1, burst: 1 }), apiAt(clock, first.handOver!()));
+  await discarded.close?.(); // a reload that failed after this instance was built
+  await first.close?.(); // the old generation drained
+  assert.equal(closed, 0, 'the store is still in use by the successor');
   const again = recordingContext('10.0.0.1');
   await second.handle(again, async () => {});
   assert.equal(again.answered?.status, 429, 'the token taken before the reload is still gone');
+  await second.close?.();
+  assert.equal(closed, 1, 'the last user closes it');
 });
 
 test('an async store (e.g. Redis) is awaited; the sync memory store is not', async () => {
@@ -273,7 +281,7 @@ test('an async store (e.g. Redis) is awaited; the sync memory store is not', asy
       closed = true;
     },
   };
-  const instance = await rateLimit.create(config({ rate: 1, burst: 1 }), apiAt({ now: 0 }, asyncStore));
+  const instance = await rateLimit.create(config({ rate: 1, burst: 1 }), apiAt({ now: 0 }, new SharedStore(asyncStore)));
   let forwarded = 0;
   await instance.handle(recordingContext('ok'), async () => {
     forwarded++;
@@ -285,7 +293,7 @@ test('an async store (e.g. Redis) is awaited; the sync memory store is not', asy
   assert.equal(forwarded, 1);
   assert.equal(refused.answered?.headers['retry-after'], '2');
   await instance.close?.();
-  assert.equal(closed, true, 'a store not handed over is closed with its instance');
+  assert.equal(closed, true, 'a store nobody else uses is closed with its instance');
 });
 
 // End to end: real backends, real proxy, real sockets on 127.0.0.1.
