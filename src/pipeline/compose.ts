@@ -22,6 +22,10 @@ export function compose<C extends RequestContext>(layers: readonly NamedMiddlewa
 
 function wrap<C extends RequestContext>(layer: NamedMiddleware, inner: Handler<C>): Handler<C> {
   const { instance, name } = layer;
+  // Built once per layer, so a request allocates only its `next`.
+  const failed = (err: unknown): never => {
+    throw pluginFailure(name, err);
+  };
   return (ctx) => {
     const next: Next = () => inner(ctx);
     let result: Promise<void>;
@@ -30,9 +34,7 @@ function wrap<C extends RequestContext>(layer: NamedMiddleware, inner: Handler<C
     } catch (err) {
       return Promise.reject(pluginFailure(name, err));
     }
-    return result.catch((err: unknown) => {
-      throw pluginFailure(name, err);
-    });
+    return result.catch(failed);
   };
 }
 

@@ -71,10 +71,8 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   #bodyless = false;
   /** performance.now() at start(), for the backend's duration histogram. */
   #startedAt = 0;
-  readonly #onDrain = (): void => {
-    this.#paused = false;
-    this.#resume?.();
-  };
+  /** Bound on first backpressure only: most responses never need it. */
+  #drainListener: (() => void) | undefined;
 
   constructor(
     readonly ctx: ProxyContext,
@@ -122,7 +120,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     if (res !== undefined) {
       if (res.write(chunk)) return true;
       this.#paused = true;
-      res.once('drain', this.#onDrain);
+      res.once('drain', this.#drainHandler());
       return false;
     }
     if (this.#cancelled) return true;
@@ -200,13 +198,18 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.#res = res;
     const held = this.#held;
     this.#held = undefined;
+    if (this.#error === undefined && this.#ended) {
+      // The whole body is in: one end() writes head and body together.
+      if (held === undefined) res.end();
+      else res.end(held.length === 1 ? held[0] : Buffer.concat(held, this.#heldBytes));
+      return;
+    }
     let writable = true;
     if (held !== undefined) for (let i = 0; i < held.length; i++) writable = res.write(held[i]!);
     if (this.#error !== undefined) cutResponse(res);
-    else if (this.#ended) res.end();
     else if (this.#paused) {
       if (writable) this.#onDrain();
-      else res.once('drain', this.#onDrain);
+      else res.once('drain', this.#drainHandler());
     }
   }
 
@@ -216,6 +219,15 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.#held = undefined;
     if (this.#settled) return;
     this.#abort?.(new Error('request cancelled by the proxy'));
+  }
+
+  #onDrain(): void {
+    this.#paused = false;
+    this.#resume?.();
+  }
+
+  #drainHandler(): () => void {
+    return (this.#drainListener ??= () => this.#onDrain());
   }
 
   #settle(): void {

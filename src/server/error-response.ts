@@ -38,9 +38,11 @@ export function writeError(req: IncomingMessage, res: ServerResponse, error: LbE
     return;
   }
   const json = wantsOnlyJson(req);
+  // A plugin's own error text may describe internals: the log has it, the client gets the generic line.
+  const message = error.code === 'LB_ERR_PLUGIN' ? ERRORS.LB_ERR_PLUGIN.message : error.message;
   const body = json
-    ? JSON.stringify({ error: error.code, message: error.message, status: error.status })
-    : `${error.status} ${error.message}\n`;
+    ? JSON.stringify({ error: error.code, message, status: error.status })
+    : `${error.status} ${message}\n`;
   const headers: Record<string, string | number> = {
     'content-type': json ? 'application/json' : 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(body),
