@@ -3,39 +3,12 @@
  * (client IP, a header, or a cookie) go to the same backend, and adding or
  * removing one backend of N moves only about 1/N of the keys.
  */
-import { definePlugin, type Candidate, type RequestContext, type StrategyDefinition } from '../src/index.js';
+import { definePlugin, hashString, readCookie, type Candidate, type RequestContext, type StrategyDefinition } from '../src/index.js';
 
-const FNV_OFFSET_BASIS = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
 /** Ring points pack `hash * OWNER_SPAN + owner` into one float so one numeric sort orders both (2^32 * 2^21 < 2^53). */
 const OWNER_SPAN = 2 ** 21;
 /** Rings kept for candidate sets seen recently (retries that exclude a backend alternate between sets). */
 const RING_CACHE_SIZE = 16;
-
-/** FNV-1a, 32-bit, over the UTF-16 code units of `text` (its bytes, for ASCII). Unsigned. */
-export function fnv1a32(text: string): number {
-  let h = FNV_OFFSET_BASIS;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, FNV_PRIME);
-  }
-  return h >>> 0;
-}
-
-/** murmur3's finalizer: FNV-1a alone leaves similar strings (`url#1`, `url#2`) clustered on the ring. */
-function mix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
-/** Where a key lands on the ring: use this for the `hash` given to `lookupRing`. */
-export function hashKey(key: string): number {
-  return mix32(fnv1a32(key));
-}
 
 /** What a ring is built from: a backend's URL names its points, its weight sets how many. */
 export interface RingEntry {
@@ -51,7 +24,7 @@ export interface HashRing {
 
 /**
  * A ring with `round(replicas * weight)` points (at least 1) per entry, each
- * at `hashKey("<url>#<i>")`, so a backend's points depend only on its own URL
+ * at `hashString("<url>#<i>")`, so a backend's points depend only on its own URL
  * and weight: adding or removing one leaves every other point in place. On the
  * rare point collision the entry earlier in the list wins, which keeps
  * lookups stable as entries before or after come and go.
@@ -65,7 +38,7 @@ export function buildHashRing(entries: readonly RingEntry[], replicas: number): 
   for (let e = 0; e < entries.length; e++) {
     const { url } = entries[e]!;
     const count = pointsFor(entries[e]!, replicas);
-    for (let r = 0; r < count; r++) packed[k++] = hashKey(`${url}#${r}`) * OWNER_SPAN + e;
+    for (let r = 0; r < count; r++) packed[k++] = hashString(`${url}#${r}`) * OWNER_SPAN + e;
   }
   packed.sort();
   const points = new Uint32Array(size);
@@ -84,7 +57,8 @@ function pointsFor(entry: RingEntry, replicas: number): number {
 
 /**
  * Index (into the entries the ring was built from) of the owner of the first
- * point at or after `hash`, wrapping past the top; -1 for an empty ring.
+ * point at or after `hash` (a key's `hashString`), wrapping past the top; -1
+ * for an empty ring.
  */
 export function lookupRing(ring: HashRing, hash: number): number {
   const { points } = ring;
@@ -100,25 +74,6 @@ export function lookupRing(ring: HashRing, hash: number): number {
   return ring.owners[lo === n ? 0 : lo]!;
 }
 
-/**
- * The value of cookie `name` in a Cookie header (`a=1; b=2`), or undefined.
- * Names are case-sensitive; the value is returned as sent.
- */
-export function readCookie(header: string, name: string): string | undefined {
-  const len = header.length;
-  let start = 0;
-  while (start < len) {
-    while (start < len && (header.charCodeAt(start) === 0x20 || header.charCodeAt(start) === 0x09)) start++;
-    let end = header.indexOf(';', start);
-    if (end === -1) end = len;
-    if (header.charCodeAt(start + name.length) === 0x3d /* = */ && header.startsWith(name, start)) {
-      return header.slice(start + name.length + 1, end).trimEnd();
-    }
-    start = end + 1;
-  }
-  return undefined;
-}
-
 /** Where a request's hash key is read from, decided once from the `key` option. */
 type KeySource = 'client-ip' | 'header' | 'cookie';
 
@@ -131,11 +86,7 @@ function readRequestKey(source: KeySource, name: string, ctx: RequestContext): s
   if (source === 'header') {
     key = firstValue(ctx.headers[name]);
   } else if (source === 'cookie') {
-    const cookie = ctx.headers.cookie;
-    if (typeof cookie === 'string') key = readCookie(cookie, name);
-    else if (cookie !== undefined) {
-      for (let i = 0; i < cookie.length && key === undefined; i++) key = readCookie(cookie[i]!, name);
-    }
+    key = readCookie(ctx.headers.cookie, name);
   }
   return key === undefined || key === '' ? ctx.clientIp : key;
 }
@@ -206,7 +157,7 @@ export default definePlugin({
           ring = ringOf(candidates);
           ringFor = candidates;
         }
-        return candidates[lookupRing(ring, hashKey(readRequestKey(source, name, ctx)))];
+        return candidates[lookupRing(ring, hashString(readRequestKey(source, name, ctx)))];
       },
     };
   },

@@ -4,35 +4,9 @@
  * backend leaving moves only its own clients, and one joining takes only its
  * share from the others.
  */
-import { definePlugin, type Candidate, type StrategyDefinition } from '../src/index.js';
+import { definePlugin, fnv1a32, mix32, type Candidate, type StrategyDefinition } from '../src/index.js';
 
-const FNV_OFFSET_BASIS = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
 const TWO_POW_32 = 4294967296;
-
-/** FNV-1a, 32-bit, over the UTF-16 code units of `text` (its bytes, for ASCII). Unsigned. */
-export function fnv1a32(text: string): number {
-  let h = FNV_OFFSET_BASIS;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, FNV_PRIME);
-  }
-  return h >>> 0;
-}
-
-/**
- * murmur3's finalizer. FNV-1a of strings that differ only in their last
- * character (10.0.0.1, 10.0.0.2) differ mostly in a few bits; this spreads
- * the difference over all 32 so rendezvous scores are independent-looking.
- */
-function mix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /** `fnv1a32` of every candidate's URL, in order: what `pickRendezvous` takes as `urlHashes`. */
 export function hashUrls(candidates: readonly Candidate[]): Uint32Array {
@@ -61,6 +35,9 @@ export function pickRendezvous(
   let bestScore = -1;
   for (let i = 0; i < candidates.length; i++) {
     const c = candidates[i]!;
+    // FNV-1a of keys that differ only in their last character (10.0.0.1,
+    // 10.0.0.2) differ in few bits; mixing spreads that over all 32, so the
+    // scores look independent.
     const u = (mix32(keyHash ^ urlHashes[i]!) + 0.5) / TWO_POW_32;
     const score = c.weight / -Math.log(u);
     if (score > bestScore) {

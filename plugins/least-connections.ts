@@ -2,7 +2,7 @@
  * Least connections, weight-aware: the backend with the fewest requests in
  * flight per unit of weight.
  */
-import { definePlugin, type Candidate, type StrategyDefinition } from '../src/index.js';
+import { definePlugin, lessLoaded, type Candidate, type StrategyDefinition } from '../src/index.js';
 
 /** Where the scan for the least loaded backend starts; see pickLeastConnections. */
 export interface RotationCursor {
@@ -10,8 +10,8 @@ export interface RotationCursor {
 }
 
 /**
- * The candidate with the least `activeConnections / weight` (weights are
- * positive), compared by cross-multiplying so equal ratios tie exactly.
+ * The candidate with the least `activeConnections / weight` (see
+ * `lessLoaded`: equal ratios tie exactly).
  *
  * The scan starts just after the backend picked last time and keeps the first
  * minimum it meets, so tied backends take turns; at low load (everyone at 0)
@@ -27,7 +27,7 @@ export function pickLeastConnections(candidates: readonly Candidate[], cursor: R
     let i = start + k;
     if (i >= n) i -= n;
     const c = candidates[i]!;
-    if (c.activeConnections * best.weight < best.activeConnections * c.weight) {
+    if (lessLoaded(c, best)) {
       best = c;
       bestIndex = i;
     }

@@ -3,7 +3,7 @@
  * request to the less loaded one. Nearly as good as least-connections, and
  * it does not herd every balancer instance onto the same idle backend.
  */
-import { definePlugin, type Candidate, type StrategyDefinition } from '../src/index.js';
+import { definePlugin, lessLoaded, type Candidate, type StrategyDefinition } from '../src/index.js';
 
 /**
  * Of two distinct candidates drawn with `random` (uniform in [0, 1), called
@@ -19,7 +19,7 @@ export function pickTwoChoices(candidates: readonly Candidate[], random: () => n
   if (j >= i) j++;
   const a = candidates[i]!;
   const b = candidates[j]!;
-  return b.activeConnections * a.weight < a.activeConnections * b.weight ? b : a;
+  return lessLoaded(b, a) ? b : a;
 }
 
 export default definePlugin({

@@ -30,6 +30,7 @@ import {
   definePlugin,
   durationSchema,
   parseDuration,
+  readCookie,
   type Logger,
   type MiddlewareInstance,
   type Next,
@@ -150,41 +151,6 @@ export class MemoryBucketStore implements RateLimitStore {
       }
     }
   }
-}
-
-/**
- * Reads one cookie from a Cookie header (Node joins repeated Cookie headers
- * with "; "). Names are case-sensitive; a quoted value is unquoted.
- */
-export function readCookie(header: string | string[] | undefined, name: string): string | undefined {
-  if (header === undefined) return undefined;
-  if (typeof header !== 'string') {
-    for (let i = 0; i < header.length; i++) {
-      const value = readCookie(header[i], name);
-      if (value !== undefined) return value;
-    }
-    return undefined;
-  }
-  const len = header.length;
-  const n = name.length;
-  let i = 0;
-  while (i < len) {
-    while (i < len && (header.charCodeAt(i) === 32 || header.charCodeAt(i) === 9)) i++;
-    let end = header.indexOf(';', i);
-    if (end === -1) end = len;
-    if (i + n < end && header.charCodeAt(i + n) === 61 /* = */ && header.startsWith(name, i)) {
-      let start = i + n + 1;
-      let stop = end;
-      while (stop > start && (header.charCodeAt(stop - 1) === 32 || header.charCodeAt(stop - 1) === 9)) stop--;
-      if (stop - start >= 2 && header.charCodeAt(start) === 34 && header.charCodeAt(stop - 1) === 34) {
-        start++;
-        stop--;
-      }
-      return header.slice(start, stop);
-    }
-    i = end + 1;
-  }
-  return undefined;
 }
 
 /** Longer keys are hashed so that huge header values cannot make huge map keys. */

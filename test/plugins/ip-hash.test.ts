@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Candidate, PluginApi, RequestContext, StrategyDefinition } from '../../src/index.js';
-import ipHashPlugin, { fnv1a32, hashUrls, pickRendezvous } from '../../plugins/ip-hash.js';
+import { fnv1a32, type Candidate, type PluginApi, type RequestContext, type StrategyDefinition } from '../../src/index.js';
+import ipHashPlugin, { hashUrls, pickRendezvous } from '../../plugins/ip-hash.js';
 
 /** Through the contract, as the core calls it. */
 const ipHash: StrategyDefinition = ipHashPlugin;
@@ -20,17 +20,6 @@ function clientIps(count: number): string[] {
 function pick(pool: readonly Candidate[], ip: string): string {
   return pickRendezvous(pool, fnv1a32(ip), hashUrls(pool))!.url;
 }
-
-test('fnv1a32 matches the published FNV-1a 32-bit vectors', async (t) => {
-  const vectors = [
-    { input: '', want: 0x811c9dc5 },
-    { input: 'a', want: 0xe40c292c },
-    { input: 'foobar', want: 0xbf9cf968 },
-  ];
-  for (const { input, want } of vectors) {
-    await t.test(JSON.stringify(input), () => assert.equal(fnv1a32(input), want));
-  }
-});
 
 test('the same ip always reaches the same backend, through the plugin too', async () => {
   const pool = [backend(1), backend(2), backend(3)];

@@ -7,7 +7,6 @@ import rateLimitPlugin, {
   keyFunction,
   limitHeaders,
   MemoryBucketStore,
-  readCookie,
   schema,
   SharedStore,
   takeToken,
@@ -146,27 +145,6 @@ test('store: buckets idle long enough to be full again are dropped', () => {
   store.take('new', 2000);
   assert.equal(store.size, 2, 'the 100 idle buckets went, recent and new stay');
 });
-
-const cookies: { desc: string; header: string | string[] | undefined; name: string; value: string | undefined }[] = [
-  { desc: 'no header', header: undefined, name: 'sid', value: undefined },
-  { desc: 'only cookie', header: 'sid=abc', name: 'sid', value: 'abc' },
-  { desc: 'among others', header: 'a=1; sid=abc; b=2', name: 'sid', value: 'abc' },
-  { desc: 'last, no space', header: 'a=1;sid=abc', name: 'sid', value: 'abc' },
-  { desc: 'name is a suffix of another name', header: 'xsid=no; sid=yes', name: 'sid', value: 'yes' },
-  { desc: 'name is a prefix of another name', header: 'sidx=no', name: 'sid', value: undefined },
-  { desc: 'quoted value', header: 'sid="abc"', name: 'sid', value: 'abc' },
-  { desc: 'empty value', header: 'sid=', name: 'sid', value: '' },
-  { desc: 'trailing spaces trimmed', header: 'sid=abc  ; a=1', name: 'sid', value: 'abc' },
-  { desc: 'case-sensitive name', header: 'SID=abc', name: 'sid', value: undefined },
-  { desc: 'first of two', header: 'sid=1; sid=2', name: 'sid', value: '1' },
-  { desc: 'list of headers', header: ['a=1', 'sid=abc'], name: 'sid', value: 'abc' },
-  { desc: 'value containing =', header: 'sid=a=b', name: 'sid', value: 'a=b' },
-];
-for (const { desc, header, name, value } of cookies) {
-  test(`readCookie: ${desc}`, () => {
-    assert.equal(readCookie(header, name), value);
-  });
-}
 
 function fakeRequest(clientIp: string, headers: Record<string, string | string[] | undefined> = {}): RequestContext {
   return { clientIp, headers } as unknown as RequestContext;

@@ -7,7 +7,6 @@ import stickyPlugin, {
   appendSetCookie,
   cookieAttributes,
   cookieValueFor,
-  readCookie,
   schema,
   StickyCookieCodec,
   type StickySessionConfig,
@@ -116,21 +115,6 @@ const attributeCases = [
 for (const { desc, options, out } of attributeCases) {
   test(`cookie attributes: ${desc}`, () => {
     assert.equal(cookieAttributes(options), out);
-  });
-}
-
-const cookies: { desc: string; header: string | string[] | undefined; value: string | undefined }[] = [
-  { desc: 'no header', header: undefined, value: undefined },
-  { desc: 'only cookie', header: 'lb_sticky=abc', value: 'abc' },
-  { desc: 'among others', header: 'a=1; lb_sticky=abc; b=2', value: 'abc' },
-  { desc: 'longer name that ends the same', header: 'xlb_sticky=no; lb_sticky=yes', value: 'yes' },
-  { desc: 'longer name that starts the same', header: 'lb_sticky2=no', value: undefined },
-  { desc: 'quoted', header: 'lb_sticky="abc"', value: 'abc' },
-  { desc: 'list of headers', header: ['a=1', 'lb_sticky=abc'], value: 'abc' },
-];
-for (const { desc, header, value } of cookies) {
-  test(`readCookie: ${desc}`, () => {
-    assert.equal(readCookie(header, 'lb_sticky'), value);
   });
 }
 
