@@ -14,6 +14,7 @@ import circuitBreakerPlugin, {
 import { startSwitchyard, type RunningSwitchyard } from '../../src/testing.js';
 import { startBackend } from '../helpers/backends.js';
 import { request } from '../helpers/http-client.js';
+import { assertDescribed } from '../helpers/schema-checks.js';
 
 /** Through the contract, as the core calls it. */
 const circuitBreaker: MiddlewareDefinition = circuitBreakerPlugin;
@@ -35,19 +36,6 @@ function apiAt(clock: { now: number }, inherited?: unknown): PluginApi {
     logger: { debug: noop, info: noop, warn: noop, error: noop },
     inherited,
   } as unknown as PluginApi;
-}
-
-/** Every object schema closed, every property described. */
-function assertDescribed(node: unknown, path = ''): void {
-  if (node === null || typeof node !== 'object') return;
-  const s = node as Record<string, unknown>;
-  if (s.properties) {
-    assert.equal(s.additionalProperties, false, `${path} must set additionalProperties: false`);
-    for (const [key, sub] of Object.entries(s.properties as Record<string, Record<string, unknown>>)) {
-      assert.equal(typeof sub.description, 'string', `${path}.${key} has no description`);
-      assertDescribed(sub, `${path}.${key}`);
-    }
-  }
 }
 
 test('schema: closed, described, defaults filled', () => {

@@ -6,6 +6,7 @@ import headersPlugin, { applyHeaderOps, compileHeaderOps, schema, type HeaderMap
 import { startSwitchyard, type RunningSwitchyard } from '../../src/testing.js';
 import { startBackend } from '../helpers/backends.js';
 import { request } from '../helpers/http-client.js';
+import { assertDescribed } from '../helpers/schema-checks.js';
 
 /** Through the contract, as the core calls it. */
 const headers: MiddlewareDefinition = headersPlugin;
@@ -18,19 +19,6 @@ function config(table: unknown): HeadersConfig {
   const copy = structuredClone(table);
   assert.ok(validate(copy), JSON.stringify(validate.errors));
   return copy as HeadersConfig;
-}
-
-/** Every object schema closed, every property described. */
-function assertDescribed(node: unknown, path = ''): void {
-  if (node === null || typeof node !== 'object') return;
-  const s = node as Record<string, unknown>;
-  if (s.properties) {
-    assert.equal(s.additionalProperties, false, `${path} must set additionalProperties: false`);
-    for (const [key, sub] of Object.entries(s.properties as Record<string, Record<string, unknown>>)) {
-      assert.equal(typeof sub.description, 'string', `${path}.${key} has no description`);
-      assertDescribed(sub, `${path}.${key}`);
-    }
-  }
 }
 
 test('schema: closed, described, defaults filled', () => {

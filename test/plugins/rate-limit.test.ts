@@ -18,6 +18,7 @@ import rateLimitPlugin, {
 import { startSwitchyard, type RunningSwitchyard } from '../../src/testing.js';
 import { startBackend, type TestBackend } from '../helpers/backends.js';
 import { request } from '../helpers/http-client.js';
+import { assertDescribed } from '../helpers/schema-checks.js';
 
 /** Through the contract, as the core calls it. */
 const rateLimit: MiddlewareDefinition = rateLimitPlugin;
@@ -33,19 +34,6 @@ function config(table: unknown): RateLimitConfig {
 
 function apiAt(clock: { now: number }, inherited?: unknown): PluginApi {
   return { pluginName: 'rate-limit', clock: { now: () => clock.now }, inherited } as unknown as PluginApi;
-}
-
-/** Every object schema closed, every property described. */
-function assertDescribed(node: unknown, path = ''): void {
-  if (node === null || typeof node !== 'object') return;
-  const s = node as Record<string, unknown>;
-  if (s.properties) {
-    assert.equal(s.additionalProperties, false, `${path} must set additionalProperties: false`);
-    for (const [key, sub] of Object.entries(s.properties as Record<string, Record<string, unknown>>)) {
-      assert.equal(typeof sub.description, 'string', `${path}.${key} has no description`);
-      assertDescribed(sub, `${path}.${key}`);
-    }
-  }
 }
 
 test('schema: closed, described, defaults filled', () => {

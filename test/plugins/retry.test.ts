@@ -15,6 +15,7 @@ import retryPlugin, {
 import { startSwitchyard, type RunningSwitchyard } from '../../src/testing.js';
 import { freePort, startBackend } from '../helpers/backends.js';
 import { request } from '../helpers/http-client.js';
+import { assertDescribed } from '../helpers/schema-checks.js';
 
 /** Through the contract, as the core calls it. */
 const retry: MiddlewareDefinition = retryPlugin;
@@ -28,19 +29,6 @@ function config(table: unknown): RetryConfig {
   const copy = structuredClone(table);
   assert.ok(validate(copy), JSON.stringify(validate.errors));
   return copy as unknown as RetryConfig;
-}
-
-/** Every object schema closed, every property described. */
-function assertDescribed(node: unknown, path = ''): void {
-  if (node === null || typeof node !== 'object') return;
-  const s = node as Record<string, unknown>;
-  if (s.properties) {
-    assert.equal(s.additionalProperties, false, `${path} must set additionalProperties: false`);
-    for (const [key, sub] of Object.entries(s.properties as Record<string, Record<string, unknown>>)) {
-      assert.equal(typeof sub.description, 'string', `${path}.${key} has no description`);
-      assertDescribed(sub, `${path}.${key}`);
-    }
-  }
 }
 
 test('schema: closed, described, defaults filled', () => {

@@ -14,6 +14,7 @@ import stickyPlugin, {
 import { startSwitchyard, type RunningSwitchyard } from '../../src/testing.js';
 import { startBackends, type TestBackend } from '../helpers/backends.js';
 import { request, type TestResponse } from '../helpers/http-client.js';
+import { assertDescribed } from '../helpers/schema-checks.js';
 
 /** Through the contract, as the core calls it. */
 const sticky: MiddlewareDefinition = stickyPlugin;
@@ -26,19 +27,6 @@ function config(table: unknown): StickySessionConfig {
   const copy = structuredClone(table);
   assert.ok(validate(copy), JSON.stringify(validate.errors));
   return copy as unknown as StickySessionConfig;
-}
-
-/** Every object schema closed, every property described. */
-function assertDescribed(node: unknown, path = ''): void {
-  if (node === null || typeof node !== 'object') return;
-  const s = node as Record<string, unknown>;
-  if (s.properties) {
-    assert.equal(s.additionalProperties, false, `${path} must set additionalProperties: false`);
-    for (const [key, sub] of Object.entries(s.properties as Record<string, Record<string, unknown>>)) {
-      assert.equal(typeof sub.description, 'string', `${path}.${key} has no description`);
-      assertDescribed(sub, `${path}.${key}`);
-    }
-  }
 }
 
 function candidates(...urls: string[]): Candidate[] {
