@@ -529,8 +529,14 @@ export function parseWrk(out) {
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
   const errors = (sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0) + (non2xx ? Number(non2xx[1]) : 0);
+  const total = /(\d+) requests in/.exec(out);
+  const requests = total ? Number(total[1]) : NaN;
+  const rawRps = rps ? Number(rps[1]) : NaN;
   return {
-    rps: rps ? Number(rps[1]) : NaN,
+    // Only 2xx/3xx answers count: a proxy answering 503 fast is not fast.
+    rps: requests > 0 ? (rawRps * Math.max(0, requests - (non2xx ? Number(non2xx[1]) : 0))) / requests : rawRps,
+    rawRps,
+    requests,
     bytesPerSec: tps ? parseBytes(tps[1]) : NaN,
     p50: pct(50),
     p99: pct(99),
@@ -701,7 +707,7 @@ function table(scenario, targets, results) {
   const noisy = targets.filter((t) => s[t.name].noise > MAX_NOISE).map((t) => `${t.name} (${fmt(s[t.name].noise, 0)}%)`);
   lines.push('');
   lines.push(
-    `Medians of ${ROUNDS} interleaved rounds (order rotated each round) of ${DURATION} s (after ${WARMUP} s warmup each); spread = half the max–min range of req/s; RSS = max VmRSS at the end of a round; proxy CPU = the proxy's share of its core; noise = the most CPU other processes on this shared machine took from either core in any round of that target.` +
+    `Medians of ${ROUNDS} interleaved rounds (order rotated each round) of ${DURATION} s (after ${WARMUP} s warmup each); spread = half the max–min range of req/s; RSS = max VmRSS at the end of a round; proxy CPU = the proxy's share of its core; noise = the most CPU other processes on this shared machine took from either core in any round of that target; req/s counts only 2xx/3xx answers, errors = non-2xx answers + socket errors over all rounds.` +
       (noisy.length ? ` Rounds where other processes still took > ${MAX_NOISE}% of a core after retries: ${noisy.join(', ')}.` : ''),
   );
   return { text: lines.join('\n'), summary: s };

@@ -117,12 +117,19 @@ export class AdminServer {
     }
     switch (path) {
       case '/healthz':
+        // A cluster serves while at least one of its workers does.
+        if (this.source.workers?.().some((w) => w.state === 'serving') === false) {
+          send(res, req, 503, 'text/plain; charset=utf-8', 'no worker process is serving right now; see the proxy log\n');
+          return;
+        }
         send(res, req, 200, 'text/plain; charset=utf-8', 'ok\n');
         return;
       case '/status':
+        await this.source.refresh?.();
         send(res, req, 200, 'application/json; charset=utf-8', `${JSON.stringify(buildStatus(this.source), null, 2)}\n`);
         return;
       case '/metrics':
+        await this.source.refresh?.();
         send(res, req, 200, this.metrics.contentType, await this.metrics.scrape());
         return;
     }

@@ -12,4 +12,31 @@ export interface AdminSource {
   readonly startedAt: Date;
   readonly reloads: Pick<ReloadHistory, 'appliedCount' | 'refusedCount' | 'lastApplied' | 'lastRefused'>;
   readonly health: { tally(url: string): Readonly<ProbeTally> | undefined };
+  /**
+   * Brings the backends' counters up to date before /status or /metrics is
+   * answered (a cluster primary collects them from its workers); absent when
+   * they are always current.
+   */
+  refresh?(): Promise<void>;
+  /** The worker processes serving traffic, for /status and /metrics; absent with one process. */
+  workers?(): readonly WorkerStatus[];
+}
+
+/** One worker process of a cluster, as /status shows it. */
+export interface WorkerStatus {
+  /** Its slot, 1…N: stays the same when the process is restarted. */
+  readonly id: number;
+  /** null while no process runs in the slot (waiting to be restarted). */
+  readonly pid: number | null;
+  readonly state: 'starting' | 'serving' | 'stopping' | 'restarting';
+  /** The generation it serves; null until it has started. */
+  readonly generation: number | null;
+  /** When its current process started (ISO 8601). */
+  readonly started_at: string | null;
+  /** Times the slot's process was restarted after exiting unexpectedly. */
+  readonly restarts: number;
+  /** Requests its current process sent to backends, as of its last answer. */
+  readonly requests: number;
+  /** False when it did not answer the last request for counters in time: its figures are from an earlier answer. */
+  readonly answered: boolean;
 }

@@ -445,12 +445,15 @@ export const DASHBOARD_JS = String.raw`'use strict';
     var meta = document.getElementById('meta');
     meta.textContent = '';
     var loaded = new Date(status.loaded_at);
-    [['pools', String(names.length)], ['config loaded', loaded.toLocaleTimeString() + ' (' + fmtAgo(now - loaded.getTime()) + ' ago)'], ['up', fmtAgo(status.uptime_s * 1000)]]
-      .forEach(function (pair, i) {
-        if (i > 0) meta.appendChild(document.createTextNode('  ·  '));
-        meta.appendChild(document.createTextNode(pair[0] + ' '));
-        meta.appendChild(el('b', '', pair[1]));
-      });
+    var facts = [['pools', String(names.length)]];
+    // With workers > 1: how many worker processes serve now.
+    if (status.workers) facts.push(['workers', status.workers.filter(function (w) { return w.state === 'serving'; }).length + ' / ' + status.workers.length]);
+    facts.push(['config loaded', loaded.toLocaleTimeString() + ' (' + fmtAgo(now - loaded.getTime()) + ' ago)'], ['up', fmtAgo(status.uptime_s * 1000)]);
+    facts.forEach(function (pair, i) {
+      if (i > 0) meta.appendChild(document.createTextNode('  ·  '));
+      meta.appendChild(document.createTextNode(pair[0] + ' '));
+      meta.appendChild(el('b', '', pair[1]));
+    });
     if (names.length === 0 && !document.querySelector('.empty')) poolsEl.appendChild(el('div', 'empty', 'No pools configured.'));
   }
 

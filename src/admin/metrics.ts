@@ -120,6 +120,19 @@ export class AdminMetrics {
         { value: this.source.generation.loadedAt.getTime() / 1000, labels: {} },
       ]),
     ];
+    const workers = source.workers?.bind(source);
+    if (workers !== undefined) {
+      families.push(
+        new ScrapedFamily('switchyard_workers', 'Worker processes, by state (starting | serving | stopping | restarting).', 'gauge', () => {
+          const counts = { starting: 0, serving: 0, stopping: 0, restarting: 0 };
+          for (const worker of workers()) counts[worker.state]++;
+          return Object.entries(counts).map(([state, value]) => ({ value, labels: { state } }));
+        }),
+        new ScrapedFamily('switchyard_worker_restarts_total', 'Restarts of a worker slot after its process exited unexpectedly.', 'counter', () =>
+          workers().map((worker) => ({ value: worker.restarts, labels: { worker: worker.id } })),
+        ),
+      );
+    }
     for (const family of families) this.registry.registerMetric(family as unknown as Metric);
   }
 

@@ -4,7 +4,7 @@
  * keeps; nothing here runs per proxied request.
  */
 import type { BackendState } from '../pool/backend.js';
-import type { AdminSource } from './admin-source.js';
+import type { AdminSource, WorkerStatus } from './admin-source.js';
 
 export interface BackendStatus {
   readonly url: string;
@@ -56,6 +56,8 @@ export interface StatusDocument {
     readonly last_refused: { readonly at: string; readonly problems: readonly string[] } | null;
   };
   readonly pools: Readonly<Record<string, PoolStatus>>;
+  /** With `workers` > 1: the processes serving traffic (backend counters above are their sum). */
+  readonly workers?: readonly WorkerStatus[];
 }
 
 const round1 = (ms: number): number => Math.round(ms * 10) / 10;
@@ -117,5 +119,6 @@ export function buildStatus(source: AdminSource, now = Date.now()): StatusDocume
       last_refused: reloads.lastRefused ? { at: reloads.lastRefused.at.toISOString(), problems: reloads.lastRefused.problems } : null,
     },
     pools,
+    ...(source.workers ? { workers: source.workers() } : {}),
   };
 }

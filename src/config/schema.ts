@@ -178,7 +178,8 @@ export const coreSchema: JsonSchema = {
         listen: listenSchema('Address of the proxy listener', '127.0.0.1:8080'),
         workers: {
           default: 1,
-          description: 'Processes serving traffic: a number, or "auto" for one per core.',
+          description:
+            'Processes serving traffic: a number, or "auto" for one per core. Above 1, a primary process (node:cluster) reads lb.toml, runs the health checks and the admin API and restarts workers that crash; a reload that changes it starts or stops workers, but going from 1 to more needs a restart.',
           anyOf: [
             { type: 'integer', minimum: 1, maximum: 256 },
             { type: 'string', enum: ['auto'] },

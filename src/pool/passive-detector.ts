@@ -3,12 +3,21 @@
  * traffic take a backend out of rotation at once. Active health checks bring
  * it back; a backend no health table checks comes back after
  * `passive_cooldown`, on probation: its next failure takes it out again.
+ *
+ * In a cluster each worker counts its own traffic's failures and takes the
+ * backend out locally at once; it reports that to the primary (`report`),
+ * which makes it cluster-wide (`takeDown`) and runs the cooldown, so there is
+ * one cooldown per backend, not one per worker.
  */
 import type { LbError } from '../errors.js';
 import { isBackendFault } from '../proxy/upstream-errors.js';
 import type { UpstreamExchange } from '../proxy/upstream-exchange.js';
 import type { Backend } from './backend.js';
 import type { BackendRegistry } from './backend-registry.js';
+import type { PoolConfig } from '../config/types.js';
+
+/** Where a backend taken down on this process's traffic is reported when another process runs its cooldown. */
+export type PassiveDownReport = (backend: Backend, pool: PoolConfig, reason: string) => void;
 
 export class PassiveDetector {
   readonly #timers = new Set<NodeJS.Timeout>();
@@ -20,6 +29,8 @@ export class PassiveDetector {
   constructor(
     private readonly registry: BackendRegistry,
     private readonly activelyChecked: (backend: Backend) => boolean = () => false,
+    /** When set, the cooldown is not run here: the verdict goes to `report` (a cluster worker's primary). */
+    private readonly report?: PassiveDownReport,
   ) {}
 
   readonly onFailure = (exchange: UpstreamExchange, err: LbError): void => {
@@ -31,7 +42,20 @@ export class PassiveDetector {
     const cause = (err.cause as { code?: string; message?: string } | undefined) ?? {};
     const what = cause.code ?? cause.message ?? err.code;
     const count = backend.passiveFailures;
-    this.registry.setState(backend, 'down', count === 1 ? `${what} on live traffic` : `${what} on live traffic (${count} in a row)`);
+    const reason = count === 1 ? `${what} on live traffic` : `${what} on live traffic (${count} in a row)`;
+    this.registry.setState(backend, 'down', reason);
+    if (this.report !== undefined) this.report(backend, pool, reason);
+    else this.#cooldown(backend, pool);
+  };
+
+  /** A backend another process took down on its traffic (a cluster worker's report): down here too, then the cooldown. */
+  takeDown(backend: Backend, pool: PoolConfig, reason: string): void {
+    if (backend.state === 'down') return;
+    this.registry.setState(backend, 'down', reason);
+    this.#cooldown(backend, pool);
+  }
+
+  #cooldown(backend: Backend, pool: PoolConfig): void {
     if (pool.health === undefined && !this.activelyChecked(backend)) {
       const threshold = pool.passiveFailures;
       const timer = setTimeout(() => {
@@ -46,7 +70,7 @@ export class PassiveDetector {
       timer.unref();
       this.#timers.add(timer);
     }
-  };
+  }
 
   close(): void {
     for (const timer of this.#timers) clearTimeout(timer);

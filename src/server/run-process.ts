@@ -1,15 +1,19 @@
 /**
  * `lb run` in one process: start, reload on save or SIGHUP (a bad save is
  * logged and changes nothing), shut down gracefully on SIGTERM/SIGINT.
+ * With `workers` > 1 the process becomes a cluster primary instead
+ * (src/cluster/primary.ts); with 1, nothing of the cluster is loaded or run.
  */
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { createHash } from 'node:crypto';
 import { pino } from 'pino';
 import { loadConfigText } from '../config/load.js';
+import type { LbConfig } from '../config/types.js';
 import { ConfigWatcher } from './config-watcher.js';
 import { problemsOf, locatePluginFailure } from './reload-history.js';
 import { Switchyard, type RootLogger } from './switchyard.js';
+import { workerCount } from '../cluster/worker-count.js';
 
 export interface RunOptions {
   readonly file: string;
@@ -19,7 +23,13 @@ export interface RunOptions {
 
 export async function runProcess(options: RunOptions): Promise<void> {
   const logger = pino({ name: 'switchyard', level: options.logLevel }) as unknown as RootLogger;
-  const lb = await startFromFile(options.file, logger);
+  const source = await readFile(options.file, 'utf8');
+  const config = await loadConfigText(source, options.file);
+  if (workerCount(config.server.workers) > 1) {
+    const { runClusterPrimary } = await import('../cluster/primary.js');
+    return runClusterPrimary({ ...options, logger, config, source });
+  }
+  const lb = await startFrom(config, source, logger);
 
   let reloading = Promise.resolve();
   /**
@@ -43,7 +53,11 @@ export async function runProcess(options: RunOptions): Promise<void> {
             return;
           }
         }
-        await lb.reloadFile(options.file, trigger);
+        const generation = await lb.reloadFile(options.file, trigger);
+        const workers = workerCount(generation.config.server.workers);
+        if (workers > 1) {
+          logger.warn({ workers }, `server.workers is now ${workers}: restart lb to serve with ${workers} worker processes; still serving from this one`);
+        }
       } catch (err) {
         const problems = problemsOf(err);
         logger.error(
@@ -84,10 +98,8 @@ export async function runProcess(options: RunOptions): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
-/** Starts from a file; a plugin that fails to start is reported at its place in the file. */
-async function startFromFile(file: string, logger: RootLogger): Promise<Switchyard> {
-  const source = await readFile(file, 'utf8');
-  const config = await loadConfigText(source, file);
+/** Starts from a validated config; a plugin that fails to start is reported at its place in the file. */
+async function startFrom(config: LbConfig, source: string, logger: RootLogger): Promise<Switchyard> {
   try {
     return await Switchyard.start(config, { logger });
   } catch (err) {

@@ -5,13 +5,15 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { pino } from 'pino';
 import { loadConfigText } from '../config/load.js';
 import type { LbConfig } from '../config/types.js';
 import type { Logger } from '../plugin/types.js';
+import type { BackendState } from '../pool/backend.js';
 import { BackendRegistry } from '../pool/backend-registry.js';
-import { PassiveDetector } from '../pool/passive-detector.js';
+import { PassiveDetector, type PassiveDownReport } from '../pool/passive-detector.js';
 import { createForwarder } from '../proxy/forward.js';
 import { Generation, type GenerationDeps } from './generation.js';
 import { TrafficServer } from './traffic-server.js';
@@ -19,6 +21,7 @@ import { ReloadHistory, locatePluginFailure } from './reload-history.js';
 import { applyListenerSettings, listenerNeedsRebind } from './listener-settings.js';
 import { HealthScheduler } from '../health/health-scheduler.js';
 import { AdminServer, sameListen } from '../admin/admin-server.js';
+import type { AdminSource } from '../admin/admin-source.js';
 
 export type RootLogger = Logger & { child(bindings: object): RootLogger };
 
@@ -27,8 +30,60 @@ function endAfterResponse(_req: IncomingMessage, res: ServerResponse): void {
   res.shouldKeepAlive = false;
 }
 
+/**
+ * What one Switchyard process does. 'standalone' (`workers = 1`): all of it.
+ * In a cluster the work is split: the primary is 'control' — it builds every
+ * generation (so a configuration is validated and its plugins started once,
+ * before any worker sees it), runs the health checks and the admin listener,
+ * and binds no traffic listener; each worker is 'traffic' — it serves, and
+ * takes configuration and backend health from the primary: no health checks,
+ * no admin listener, and what the primary logs for the whole cluster
+ * (applied reloads, state changes it was told about) it logs at debug level.
+ */
+export type SwitchyardRole = 'standalone' | 'control' | 'traffic';
+
 export interface StartOptions {
   readonly logger?: RootLogger;
+  /** Default 'standalone'. */
+  readonly role?: SwitchyardRole;
+  /** Number of the first generation (a worker numbers its generations as its primary does). Default 1. */
+  readonly generation?: number;
+  /** Called with every generation once it is built, before it serves (a worker applies the backend health it was told). */
+  readonly onGeneration?: (generation: Generation, lb: Switchyard) => void;
+  /** Passive detection reports a backend it took down here instead of running its cooldown (a worker: to its primary). */
+  readonly onPassiveDown?: PassiveDownReport;
+  /** What the admin listener reads; default: this Switchyard (a cluster primary sums its workers' counters). */
+  readonly adminSource?: (lb: Switchyard) => AdminSource;
+}
+
+/** One backend's health as decided elsewhere (a cluster primary), to apply here. */
+export interface RemoteBackendState {
+  readonly url: string;
+  readonly state: BackendState;
+  readonly reason: string;
+  readonly changedAt: number;
+}
+
+/**
+ * Throws for a `[server]` change no listener can take: TLS switched on or
+ * off on the address in use (the new listener would have to bind it while
+ * the old one still holds it).
+ */
+function checkListenerChange(before: LbConfig, after: LbConfig): void {
+  const { host, port } = after.server.listen;
+  const current = before.server.listen;
+  if (listenerNeedsRebind(before.server, after.server) && current.host === host && current.port === port) {
+    throw new Error(
+      `switching TLS ${after.server.tls ? 'on' : 'off'} needs a new listener, and ${host}:${port} is in use by the running one: restart, or change server.listen too`,
+    );
+  }
+}
+
+/** Throws when the certificate or key a config names cannot be read (what a listener would fail on). */
+function readCertificates(config: LbConfig): void {
+  if (config.server.tls === undefined) return;
+  readFileSync(config.server.tls.cert);
+  readFileSync(config.server.tls.key);
 }
 
 export class Switchyard {
@@ -37,7 +92,12 @@ export class Switchyard {
   readonly #passive: PassiveDetector;
   readonly #deps: GenerationDeps;
   #generation: Generation | undefined;
-  #nextId = 1;
+  #nextId: number;
+  readonly role: SwitchyardRole;
+  readonly #onGeneration: ((generation: Generation, lb: Switchyard) => void) | undefined;
+  readonly #adminSource: (lb: Switchyard) => AdminSource;
+  /** Set while a state decided elsewhere is applied: its change is logged where it was decided. */
+  #applyingRemoteState = false;
   #traffic: TrafficServer | undefined;
   #address: AddressInfo | undefined;
   #closing: Promise<void> | undefined;
@@ -57,13 +117,18 @@ export class Switchyard {
 
   constructor(options: StartOptions = {}) {
     this.logger = options.logger ?? (pino({ name: 'switchyard' }) as unknown as RootLogger);
+    this.role = options.role ?? 'standalone';
+    this.#nextId = options.generation ?? 1;
+    this.#onGeneration = options.onGeneration;
+    this.#adminSource = options.adminSource ?? ((lb) => lb);
     this.health = new HealthScheduler(this.registry, this.logger);
-    this.#passive = new PassiveDetector(this.registry, (backend) => this.health.checkedBy(backend.url) !== undefined);
+    this.#passive = new PassiveDetector(this.registry, (backend) => this.health.checkedBy(backend.url) !== undefined, options.onPassiveDown);
     this.#deps = { registry: this.registry, logger: this.logger, forward: createForwarder(this.#passive.onFailure) };
     // The one log line per state change, whoever made it (active checks, passive detection).
     this.registry.on('change', ({ backend, from, to, reason }) => {
       const pool = this.#poolsOf(backend.url);
-      this.logger.info({ pool, backend: backend.url, from, to, reason }, `pool ${pool} backend ${backend.url}: ${from} → ${to} (${reason})`);
+      const level = this.#applyingRemoteState ? 'debug' : 'info';
+      this.logger[level]({ pool, backend: backend.url, from, to, reason }, `pool ${pool} backend ${backend.url}: ${from} → ${to} (${reason})`);
     });
   }
 
@@ -91,14 +156,54 @@ export class Switchyard {
 
   async #start(config: LbConfig): Promise<void> {
     this.#generation = await Generation.build(this.#nextId++, config, this.#deps);
-    this.health.sync(this.#generation);
+    this.#onGeneration?.(this.#generation, this);
+    if (this.role === 'control') {
+      this.health.sync(this.#generation);
+      this.logger.debug({ generation: this.#generation.id, config: config.file }, `generation ${this.#generation.id} built; no traffic listener in this process`);
+      await this.#syncAdmin(config, true);
+      return;
+    }
+    if (this.role === 'standalone') this.health.sync(this.#generation);
     this.#traffic = new TrafficServer(this.#generation, this.logger);
     this.#address = await this.#traffic.listen();
-    this.logger.info(
+    // A worker's primary says once for the cluster where it listens.
+    this.logger[this.role === 'traffic' ? 'debug' : 'info'](
       { listen: `${this.#address.address}:${this.#address.port}`, generation: this.#generation.id, config: config.file },
       `Switchyard listening on ${this.#traffic.protocol}://${this.#address.address}:${this.#address.port}`,
     );
-    await this.#syncAdmin(config, true);
+    if (this.role === 'standalone') await this.#syncAdmin(config, true);
+  }
+
+  /**
+   * Applies a backend's health decided by another process (a cluster
+   * primary). False when no generation here uses that URL (yet).
+   */
+  applyBackendState(update: RemoteBackendState): boolean {
+    const backend = this.registry.get(update.url);
+    if (backend === undefined) return false;
+    this.#applyingRemoteState = true;
+    try {
+      this.registry.setState(backend, update.state, update.reason);
+    } finally {
+      this.#applyingRemoteState = false;
+    }
+    backend.changedAt = update.changedAt;
+    return true;
+  }
+
+  /**
+   * Another process (a cluster worker) took the backend at `url` out on its
+   * traffic for `pool`: take it out here, and bring it back like passive
+   * detection here would (active checks, or the pool's cooldown).
+   */
+  passiveDown(url: string, pool: string, reason: string): void {
+    const backend = this.registry.get(url);
+    const generation = this.#generation;
+    if (backend === undefined || generation === undefined) return;
+    // The pool may be gone after a reload: then any pool that lists the backend.
+    const runtime = generation.pools.get(pool) ?? [...generation.pools.values()].find((p) => p.backends.some((m) => m.url === url));
+    if (runtime === undefined) return;
+    this.#passive.takeDown(backend, runtime.config, reason);
   }
 
   /** Address the admin listener is bound to; undefined when `[admin]` is not configured. */
@@ -131,7 +236,7 @@ export class Switchyard {
         await admin?.close();
         return;
       }
-      this.#admin ??= new AdminServer(this, this.logger);
+      this.#admin ??= new AdminServer(this.#adminSource(this), this.logger);
       if (sameListen(this.#admin.listenConfig, wanted)) return;
       const address = await this.#admin.bind(wanted);
       this.logger.info({ admin: `${address.address}:${address.port}` }, `admin API on http://${address.address}:${address.port}/`);
@@ -160,7 +265,7 @@ export class Switchyard {
    * applied reload: generation, what changed, duration.
    */
   reload(config: LbConfig, trigger = 'api'): Promise<Generation> {
-    return this.#apply(config, trigger, undefined);
+    return this.#apply(config, trigger, undefined, undefined);
   }
 
   /**
@@ -170,19 +275,34 @@ export class Switchyard {
    */
   async reloadFile(file: string, trigger = 'api'): Promise<Generation> {
     let source: string;
-    let config: LbConfig;
     try {
       source = await readFile(file, 'utf8');
+    } catch (err) {
+      this.reloads.failed(err);
+      throw err;
+    }
+    return this.reloadText(source, file, trigger);
+  }
+
+  /**
+   * Validates and applies `source`, the text of `file` (relative plugin and
+   * TLS paths resolve against its folder), as reloadFile does. `generation`
+   * numbers the new generation (a cluster worker follows its primary's
+   * numbering); default: the next number.
+   */
+  async reloadText(source: string, file: string, trigger = 'api', generation?: number): Promise<Generation> {
+    let config: LbConfig;
+    try {
       config = await loadConfigText(source, file);
     } catch (err) {
       this.reloads.failed(err);
       throw err;
     }
-    return this.#apply(config, trigger, source);
+    return this.#apply(config, trigger, source, generation);
   }
 
-  #apply(config: LbConfig, trigger: string, source: string | undefined): Promise<Generation> {
-    const run = this.#reloading.then(() => this.#reload(config, trigger)).catch((err: unknown) => {
+  #apply(config: LbConfig, trigger: string, source: string | undefined, generation: number | undefined): Promise<Generation> {
+    const run = this.#reloading.then(() => this.#reload(config, trigger, generation)).catch((err: unknown) => {
       const error = locatePluginFailure(err, config.file, source);
       this.reloads.failed(error);
       throw error;
@@ -191,14 +311,20 @@ export class Switchyard {
     return run;
   }
 
-  async #reload(config: LbConfig, trigger: string): Promise<Generation> {
+  async #reload(config: LbConfig, trigger: string, id = this.#nextId): Promise<Generation> {
     if (this.#closing) throw new Error('Switchyard is shutting down; the configuration was not applied');
     const previous = this.generation;
     const started = performance.now();
-    const next = await Generation.build(this.#nextId, config, this.#deps, previous);
-    let traffic = this.#traffic!;
+    const next = await Generation.build(id, config, this.#deps, previous);
+    const oldTraffic = this.#traffic;
+    let traffic = oldTraffic;
     try {
-      if (listenerNeedsRebind(previous.config.server, config.server)) {
+      this.#onGeneration?.(next, this);
+      if (traffic === undefined) {
+        // No listener here (a cluster primary): refuse what the workers' listeners would refuse.
+        checkListenerChange(previous.config, config);
+        readCertificates(config);
+      } else if (listenerNeedsRebind(previous.config.server, config.server)) {
         traffic = await this.#bind(next);
       } else {
         applyListenerSettings(traffic, config.server);
@@ -207,12 +333,11 @@ export class Switchyard {
       await next.close();
       throw err;
     }
-    this.#nextId++;
+    this.#nextId = id + 1;
     this.#generation = next;
-    this.health.sync(next);
-    traffic.generation = next;
-    const oldTraffic = this.#traffic!;
-    if (traffic !== oldTraffic) {
+    if (this.role !== 'traffic') this.health.sync(next);
+    if (traffic !== undefined) traffic.generation = next;
+    if (traffic !== undefined && oldTraffic !== undefined && traffic !== oldTraffic) {
       this.#traffic = traffic;
       this.#address = traffic.server.address() as AddressInfo;
       // Connections the old listener accepted are served by the new generation.
@@ -220,14 +345,15 @@ export class Switchyard {
       this.#retireListener(oldTraffic, previous.config.server.shutdownGrace);
     }
     const report = this.reloads.applied(previous.config, next, Math.round(performance.now() - started), trigger);
-    this.logger.info(
+    // In a cluster the primary logs the one line per reload, once its workers have applied it.
+    this.logger[this.role === 'standalone' ? 'info' : 'debug'](
       {
         generation: next.id,
         previous: previous.id,
         trigger,
         changes: report.changes,
         ms: report.ms,
-        ...(traffic !== oldTraffic ? { listen: `${this.#address!.address}:${this.#address!.port}` } : {}),
+        ...(traffic !== oldTraffic && traffic !== undefined ? { listen: `${this.#address!.address}:${this.#address!.port}` } : {}),
       },
       `configuration generation ${next.id} is live (${report.summary}) in ${report.ms}ms`,
     );
@@ -236,19 +362,14 @@ export class Switchyard {
       .catch((err: unknown) => this.logger.error({ generation: previous.id, err }, `generation ${previous.id} did not retire cleanly`))
       .finally(() => this.#retiring.delete(retiring));
     this.#retiring.add(retiring);
-    await this.#syncAdmin(config, false);
+    if (this.role !== 'traffic') await this.#syncAdmin(config, false);
     return next;
   }
 
   /** A listener for `generation`'s address, bound before the running one is let go. */
   async #bind(generation: Generation): Promise<TrafficServer> {
     const { host, port } = generation.config.server.listen;
-    const current = this.generation.config.server.listen;
-    if (current.host === host && current.port === port) {
-      throw new Error(
-        `switching TLS ${generation.config.server.tls ? 'on' : 'off'} needs a new listener, and ${host}:${port} is in use by the running one: restart, or change server.listen too`,
-      );
-    }
+    checkListenerChange(this.generation.config, generation.config);
     let traffic: TrafficServer;
     try {
       traffic = new TrafficServer(generation, this.logger);

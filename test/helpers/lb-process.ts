@@ -30,9 +30,27 @@ export interface LbProcess {
   stop(): Promise<void>;
 }
 
+export interface StartLbOptions {
+  /**
+   * Run it in a process group of its own (with `workers` > 1: the primary and
+   * its workers); `stop()` then sends its signals to the whole group, so no
+   * worker outlives the test.
+   */
+  readonly processGroup?: boolean;
+}
+
 /** Starts `lb run` and waits until it listens (or fails with its output). */
-export async function startLb(file: string, args: readonly string[] = []): Promise<LbProcess> {
-  const child = spawn(process.execPath, [CLI, 'run', '-c', file, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startLb(file: string, args: readonly string[] = [], options: StartLbOptions = {}): Promise<LbProcess> {
+  const group = options.processGroup === true;
+  const child = spawn(process.execPath, [CLI, 'run', '-c', file, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: group });
+  const signal = (name: NodeJS.Signals) => {
+    try {
+      if (group) process.kill(-child.pid!, name);
+      else child.kill(name);
+    } catch {
+      // Already gone.
+    }
+  };
   const logs: LogLine[] = [];
   const text: string[] = [];
   const waiters = new Set<() => void>();
@@ -83,12 +101,17 @@ export async function startLb(file: string, args: readonly string[] = []): Promi
     });
 
   const stop = async () => {
-    if (exited || child.exitCode !== null) return;
+    if (exited || child.exitCode !== null) {
+      // Its workers, should any have outlived it.
+      if (group) signal('SIGKILL');
+      return;
+    }
     const exit = once(child, 'exit');
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    signal('SIGTERM');
+    const timer = setTimeout(() => signal('SIGKILL'), 5000);
     await exit;
     clearTimeout(timer);
+    if (group) signal('SIGKILL');
   };
 
   try {

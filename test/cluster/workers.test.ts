@@ -1,0 +1,122 @@
+/**
+ * `workers = 2`: two worker processes serve the one listener; the primary
+ * sums their counters in /status and /metrics, probes each backend once per
+ * interval however many workers there are, and turns one worker's passive
+ * verdict into the whole cluster's. Real CLI (primary + workers in their
+ * own process group), real backends.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { freePort, startBackend, startBackends, type TestBackend } from '../helpers/backends.js';
+import { request } from '../helpers/http-client.js';
+import { parsePrometheusText } from '../admin/prometheus-text.js';
+import { alive, backendList, clusterHead, eventually, primaryLines, spread, startCluster, workerLines } from './support.js';
+
+async function backendsFor(t: { after(fn: () => Promise<void>): void }, count: number): Promise<TestBackend[]> {
+  const backends = await startBackends(count);
+  t.after(() => Promise.all(backends.map((b) => b.close())).then(() => {}));
+  return backends;
+}
+
+test('workers = 2: two processes serve, and /status and /metrics sum what both counted', async (t) => {
+  const backends = await backendsFor(t, 2);
+  const cluster = await startCluster(t, (port) => `${clusterHead(port)}
+[pools.web]
+backends = ${backendList(backends)}
+`);
+  const before = await cluster.status();
+  assert.equal(before.workers.length, 2);
+  const pids = before.workers.map((w) => w.pid);
+  assert.equal(new Set(pids).size, 2, `distinct worker pids: ${pids.join(', ')}`);
+  for (const w of before.workers) {
+    assert.equal(w.state, 'serving');
+    assert.equal(w.generation, 1);
+    assert.notEqual(w.pid, cluster.lb.child.pid, 'the primary serves no traffic');
+    assert.ok(alive(w.pid!), `worker ${w.id} (pid ${w.pid}) runs`);
+  }
+
+  const responses = await spread(`http://127.0.0.1:${cluster.port}/`, 200, 4);
+  assert.deepEqual(
+    responses.filter((r) => r.status !== 200).map((r) => `${r.status} ${r.body}`),
+    [],
+  );
+
+  const after = await cluster.status();
+  const perWorker = after.workers.map((w) => w.requests);
+  for (const w of after.workers) {
+    assert.ok(w.requests > 0, `worker ${w.id} served requests (per worker: ${perWorker.join(', ')})`);
+    assert.equal(w.answered, true);
+  }
+  assert.equal(perWorker.reduce((a, b) => a + b, 0), 200);
+  assert.equal(after.pools.web!.backends.reduce((sum, b) => sum + b.requests, 0), 200);
+
+  const metrics = await request(`${cluster.admin}/metrics`);
+  assert.equal(metrics.status, 200);
+  const families = parsePrometheusText(metrics.body);
+  const requests = families.get('switchyard_requests_total');
+  assert.ok(requests, 'switchyard_requests_total is exposed');
+  const ok = requests.samples.filter((s) => s.labels.class === '2xx').reduce((sum, s) => sum + s.value, 0);
+  assert.equal(ok, 200, 'the primary sums both workers\' 2xx counters');
+  const serving = families.get('switchyard_workers')?.samples.find((s) => s.labels.state === 'serving');
+  assert.equal(serving?.value, 2);
+
+  // Every line a worker writes says which worker it is.
+  const fromWorkers = workerLines(cluster.lb, () => true);
+  for (const line of fromWorkers) assert.ok(line.worker === 1 || line.worker === 2, `worker line without its id: ${JSON.stringify(line)}`);
+});
+
+test('health probes per backend per interval stay at one with 2 workers', async (t) => {
+  const probes = new Map<string, number>();
+  const backends: TestBackend[] = [];
+  for (const name of ['h1', 'h2']) {
+    const backend = await startBackend(name, (req, res) => {
+      if (req.url === '/healthz') probes.set(name, (probes.get(name) ?? 0) + 1);
+      res.end(name);
+    });
+    backends.push(backend);
+  }
+  t.after(() => Promise.all(backends.map((b) => b.close())).then(() => {}));
+  const intervalMs = 200;
+  const cluster = await startCluster(t, (port) => `${clusterHead(port)}
+[pools.web]
+backends = ${backendList(backends)}
+health = { checker = "http", path = "/healthz", interval = "${intervalMs}ms", timeout = "150ms" }
+`);
+  await eventually('both backends up', 3000, async () => {
+    const s = await cluster.status();
+    return s.pools.web!.backends.every((b) => b.state === 'up') ? true : undefined;
+  });
+  const windowMs = 2000;
+  const start = new Map(probes);
+  await new Promise((resolve) => setTimeout(resolve, windowMs));
+  const expected = windowMs / intervalMs;
+  for (const b of backends) {
+    const hits = (probes.get(b.name) ?? 0) - (start.get(b.name) ?? 0);
+    // One prober: ~10 in the window (± jitter and the window's edges); one per worker would be ~20.
+    assert.ok(hits >= expected - 3 && hits <= expected + 2, `${b.name}: ${hits} probes in ${windowMs}ms at ${intervalMs}ms intervals (expected ~${expected})`);
+  }
+});
+
+test("one worker's passive verdict takes the backend out of every worker; the primary brings it back after the cooldown", async (t) => {
+  const backends = await backendsFor(t, 1);
+  const deadUrl = `http://127.0.0.1:${await freePort()}`;
+  const cluster = await startCluster(t, (port) => `${clusterHead(port)}
+[pools.web]
+backends = [{ url = "${backends[0]!.url}" }, { url = "${deadUrl}" }]
+passive_failures = 1
+passive_cooldown = "1s"
+`);
+  const responses = await spread(`http://127.0.0.1:${cluster.port}/`, 40, 1);
+  const failed = responses.filter((r) => r.status !== 200);
+  // At most the first request of each worker to the dead backend, before the primary's word reached it.
+  assert.ok(failed.length >= 1 && failed.length <= 2, `${failed.length} failed: ${failed.map((r) => r.status).join(', ')}`);
+  assert.ok(responses.slice(-20).every((r) => r.status === 200), 'once taken out, no worker sends to it');
+  const down = await cluster.status();
+  assert.equal(down.pools.web!.backends.find((b) => b.url === deadUrl)?.state, 'down');
+  assert.equal(primaryLines(cluster.lb, (l) => l.backend === deadUrl && l.to === 'down').length, 1, 'the primary logs the change once');
+
+  await eventually('back in rotation after the cooldown', 3000, async () => {
+    const s = await cluster.status();
+    return s.pools.web!.backends.find((b) => b.url === deadUrl)?.state === 'unknown' ? true : undefined;
+  });
+});
