@@ -893,8 +893,11 @@ async function main() {
   }
 }
 
-await main().catch((err) => {
-  console.error(err.stack ?? err);
-  killAllNow();
-  process.exit(1);
-});
+// Only as a script: importing this module (for parseWrk) must not start a benchmark.
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await main().catch((err) => {
+    console.error(err.stack ?? err);
+    killAllNow();
+    process.exit(1);
+  });
+}
