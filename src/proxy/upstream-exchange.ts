@@ -154,7 +154,9 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
         return;
       }
       this.#settle();
-      const mapped = upstreamError(err, this.backend.url);
+      // Cancelled (the client went away, or a plugin moved on): undici reports
+      // its own abort as a socket error, which must not read as the backend's fault.
+      const mapped = this.#cancelled ? new LbError('LB_ERR_CLIENT_GONE') : upstreamError(err, this.backend.url);
       // Below 500 the request failed on the client's side (body over max_body, stalled, client gone).
       if (!this.#cancelled && mapped.status >= 500) {
         this.backend.failures++;

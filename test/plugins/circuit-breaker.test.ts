@@ -440,3 +440,39 @@ open_for = "30s"
     await Promise.all([down.close(), up.close()]);
   }
 });
+
+test('e2e: clients that go away before a healthy backend answers do not open its circuit', async () => {
+  let slow = true;
+  const backend = await startBackend('b', (_req, res) => {
+    if (slow) setTimeout(() => res.end('late'), 300);
+    else res.end('b');
+  });
+  let lb: RunningSwitchyard | undefined;
+  try {
+    lb = await startSwitchyard({
+      toml: `
+[server]
+listen = "127.0.0.1:0"
+[pools.web]
+backends = [{ url = "${backend.url}" }]
+[[pipeline]]
+plugin = "circuit-breaker"
+window = 3
+min_requests = 3
+open_for = "30s"
+`,
+    });
+    for (let i = 0; i < 5; i++) {
+      // Give up 50 ms in, long before the backend answers.
+      await assert.rejects(request(lb.url, { timeoutMs: 50 }), /timed out/);
+    }
+    await new Promise((r) => setTimeout(r, 100)); // the proxy sees each close asynchronously
+    slow = false;
+    const res = await request(lb.url);
+    assert.equal(res.status, 200, `got ${res.status} ${res.body}: the circuit opened on client aborts`);
+    assert.equal(lb.lb.registry.get(backend.url)!.failures, 0);
+  } finally {
+    await lb?.close();
+    await backend.close();
+  }
+});
