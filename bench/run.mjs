@@ -136,7 +136,19 @@ function killAllNow() {
   }
 }
 
-process.on('exit', killAllNow);
+/** The run's temp dir (configs, logs), removed on every exit unless --keep. */
+let tempDir;
+
+function removeTempDir() {
+  if (tempDir === undefined || opts.keep) return;
+  rmSync(tempDir, { recursive: true, force: true });
+  tempDir = undefined;
+}
+
+process.on('exit', () => {
+  killAllNow();
+  removeTempDir();
+});
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => {
     console.error(`\n${sig}: stopping every process the bench started`);
@@ -849,6 +861,7 @@ async function main() {
   // The harness itself (sampling, idle sockets) stays off the proxy's core.
   spawnSync('taskset', ['-pc', LOAD_CPU, String(process.pid)], { stdio: 'ignore' });
   const dir = mkdtempSync(join(os.tmpdir(), 'switchyard-bench-'));
+  tempDir = dir;
   const ctx = { dir };
   const started = Date.now();
   try {
@@ -889,7 +902,7 @@ async function main() {
   } finally {
     await Promise.all([...children].map((c) => stop(c)));
     if (opts.keep) console.error(`kept: ${dir}`);
-    else rmSync(dir, { recursive: true, force: true });
+    else removeTempDir();
   }
 }
 
