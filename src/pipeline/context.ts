@@ -7,28 +7,18 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { RequestContext, ResponseHead } from '../plugin/types.js';
 import type { PoolMember, PoolRuntime, SelectionRequest } from '../pool/pool.js';
-import { headerObject } from '../proxy/hop-by-hop.js';
 import type { UpstreamExchange } from '../proxy/upstream-exchange.js';
 
 type HeaderMap = Record<string, string | string[]>;
 
-/** A response that came from a backend. Its header object is built only if a plugin asks for it. */
+/** A response that came from a backend; its headers are what will be written (hop-by-hop ones already removed). */
 export class BackendResponse implements ResponseHead {
   readonly source = 'backend' as const;
-  #headers: HeaderMap | undefined;
   constructor(
     public status: number,
-    /** Flat [name, value, …] list, hop-by-hop headers already removed. */
-    readonly headerList: string[],
+    readonly headers: HeaderMap,
     readonly exchange: UpstreamExchange,
   ) {}
-  get headers(): HeaderMap {
-    return (this.#headers ??= headerObject(this.headerList));
-  }
-  /** What to hand to `res.writeHead`: the object if a plugin may have changed it, else the list. */
-  headersForWrite(): HeaderMap | string[] {
-    return this.#headers ?? this.headerList;
-  }
 }
 
 /** A response a plugin (ctx.respond) or the core produced. */

@@ -14,38 +14,52 @@ const QUEUE_FULL = new LbError('LB_ERR_UPSTREAM_BUSY', undefined, { headers: { '
 
 export type Forwarder = (ctx: ProxyContext) => Promise<void>;
 
+/**
+ * Not async: it returns the exchange's own `head` promise (the exchange sets
+ * ctx.response), so a request costs no extra promise and no extra microtask
+ * here. Never throws: a failure (a third-party strategy throwing included)
+ * is a rejected promise, as it was when this was an async function.
+ */
 export function createForwarder(onFailure: FailureListener): Forwarder {
-  return async function forward(ctx: ProxyContext): Promise<void> {
-    if (ctx.backend !== undefined) ctx.markTried(ctx.backend.url);
-    ctx.discardUpstream();
-    ctx.response = undefined;
-    const pool = ctx.pool;
-    const member = pool.select(ctx, ctx);
-    if (member === undefined) {
-      throw new LbError('LB_ERR_NO_BACKEND', `No healthy backend is available in pool "${pool.name}"; try again shortly.`, {
-        headers: { 'retry-after': '1' },
-      });
+  return function forward(ctx: ProxyContext): Promise<void> {
+    try {
+      return startAttempt(ctx, onFailure);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    ctx.attempt++;
-    ctx.backend = member;
-    const config = pool.config;
-    if (!hasQueueRoom(member.backend, config.maxConnections, config.maxQueue)) throw QUEUE_FULL;
-    const timeout = config.responseTimeout;
-    const options: Dispatcher.DispatchOptions = {
-      path: ctx.path,
-      method: ctx.method as Dispatcher.HttpMethod,
-      headers: ctx.headers as Record<string, string | string[]>,
-      body: ctx.body,
-      headersTimeout: timeout,
-      bodyTimeout: timeout,
-      upgrade: ctx.upgrade,
-    };
-    const exchange =
-      ctx.upgrade === undefined
-        ? new UpstreamExchange(ctx, member.backend, options, onFailure)
-        : new UpgradeExchange(ctx, member.backend, options, onFailure);
-    ctx.exchange = exchange;
-    exchange.start();
-    ctx.response = await exchange.head;
   };
+}
+
+function startAttempt(ctx: ProxyContext, onFailure: FailureListener): Promise<void> {
+  if (ctx.backend !== undefined) ctx.markTried(ctx.backend.url);
+  ctx.discardUpstream();
+  ctx.response = undefined;
+  const pool = ctx.pool;
+  const member = pool.select(ctx, ctx);
+  if (member === undefined) {
+    throw new LbError('LB_ERR_NO_BACKEND', `No healthy backend is available in pool "${pool.name}"; try again shortly.`, {
+      headers: { 'retry-after': '1' },
+    });
+  }
+  ctx.attempt++;
+  ctx.backend = member;
+  const config = pool.config;
+  if (!hasQueueRoom(member.backend, config.maxConnections, config.maxQueue)) throw QUEUE_FULL;
+  const timeout = config.responseTimeout;
+  const options: Dispatcher.DispatchOptions = {
+    path: ctx.path,
+    method: ctx.method as Dispatcher.HttpMethod,
+    headers: ctx.headers as Record<string, string | string[]>,
+    body: ctx.body,
+    headersTimeout: timeout,
+    bodyTimeout: timeout,
+    upgrade: ctx.upgrade,
+  };
+  const exchange =
+    ctx.upgrade === undefined
+      ? new UpstreamExchange(ctx, member.backend, options, onFailure)
+      : new UpgradeExchange(ctx, member.backend, options, onFailure);
+  ctx.exchange = exchange;
+  exchange.start();
+  return exchange.head;
 }

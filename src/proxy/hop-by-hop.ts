@@ -4,6 +4,10 @@
  * Connection header nominates. `expect` is also ours: Node answers
  * `100-continue` to the client itself, and undici refuses to send it.
  */
+import { util } from 'undici';
+
+const { headerNameToString } = util;
+
 const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
@@ -35,44 +39,38 @@ export function stripRequestHopByHop(headers: Record<string, string | string[] |
   if (headers.expect !== undefined) headers.expect = undefined;
 }
 
-/** Lengths of the hop-by-hop names, to skip lower-casing most response header names. */
+/** Lengths of the hop-by-hop names, to skip the set lookup for most response header names. */
 const HOP_LENGTHS = new Set([...HOP_BY_HOP].map((h) => h.length));
 
 /**
- * Raw response headers from undici (Buffer pairs) → a flat [name, value, …]
- * array for `res.writeHead`, without hop-by-hop headers.
+ * Raw response headers from undici (Buffer pairs) → the header object written
+ * to the client and shown to plugins: lower-case names (undici's lookup tree
+ * interns the common ones without lower-casing), repeated names as arrays,
+ * hop-by-hop headers and those the Connection header nominates removed. One
+ * pass; this runs for every response.
  */
-export function responseHeaderList(raw: readonly Buffer[]): string[] {
-  let nominated: Set<string> | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === 10 && name.toString('latin1').toLowerCase() === 'connection') {
-      nominated ??= new Set();
-      for (const token of raw[i + 1]!.toString('latin1').split(',')) nominated.add(token.trim().toLowerCase());
-    }
-  }
-  const out: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
-    if (HOP_LENGTHS.has(name.length) || nominated !== undefined) {
-      const lower = name.toLowerCase();
-      if (HOP_BY_HOP.has(lower) || (nominated !== undefined && nominated.has(lower))) continue;
-    }
-    out.push(name, raw[i + 1]!.toString('latin1'));
-  }
-  return out;
-}
-
-/** Flat header list → object with lower-case names (repeated names become arrays). */
-export function headerObject(list: readonly string[]): Record<string, string | string[]> {
+export function responseHeaders(raw: readonly Buffer[]): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (let i = 0; i < list.length; i += 2) {
-    const name = list[i]!.toLowerCase();
-    const value = list[i + 1]!;
+  let nominated: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = headerNameToString(raw[i]!);
+    if (HOP_LENGTHS.has(name.length) && HOP_BY_HOP.has(name)) {
+      if (name === 'connection') nominated = nominated === undefined ? raw[i + 1]!.toString('latin1') : `${nominated},${raw[i + 1]!.toString('latin1')}`;
+      continue;
+    }
+    const value = raw[i + 1]!.toString('latin1');
     const prev = out[name];
     if (prev === undefined) out[name] = value;
-    else if (Array.isArray(prev)) prev.push(value);
-    else out[name] = [prev, value];
+    // Found on the prototype ("constructor", "__proto__"): an own property, never a prototype write.
+    else if (!Object.hasOwn(out, name)) Object.defineProperty(out, name, { value, enumerable: true, configurable: true, writable: true });
+    else if (typeof prev === 'string') out[name] = [prev, value];
+    else prev.push(value);
+  }
+  if (nominated !== undefined) {
+    for (const token of nominated.split(',')) {
+      const name = token.trim().toLowerCase();
+      if (name !== '' && Object.hasOwn(out, name)) delete out[name];
+    }
   }
   return out;
 }

@@ -19,7 +19,7 @@ import type { Duplex } from 'node:stream';
 import { BackendResponse } from '../pipeline/context.js';
 import type { Backend } from '../pool/backend.js';
 import { tunnelClosed, tunnelOpened } from '../pool/connection-limit.js';
-import { responseHeaderList } from './hop-by-hop.js';
+import { responseHeaders } from './hop-by-hop.js';
 import { UpstreamExchange } from './upstream-exchange.js';
 
 function ignoreError(): void {}
@@ -41,10 +41,10 @@ export class UpgradeExchange extends UpstreamExchange {
     // undici removed its own listeners: until a Tunnel owns it, an error must not go unhandled.
     socket.on('error', ignoreError);
     this.#socket = socket;
-    const headers = responseHeaderList(rawHeaders);
+    const headers = responseHeaders(rawHeaders);
     const protocol = rawHeaderValue(rawHeaders, 'upgrade');
-    headers.push('Connection', 'Upgrade');
-    if (protocol !== undefined) headers.push('Upgrade', protocol);
+    headers.connection = 'Upgrade';
+    if (protocol !== undefined) headers.upgrade = protocol;
     this.settleWith(new BackendResponse(statusCode, headers, this));
   }
 
@@ -73,22 +73,17 @@ export class UpgradeExchange extends UpstreamExchange {
  * ServerResponse exists for an Upgrade). Throws when a plugin left a header
  * that cannot be written (invalid name or value), as `res.writeHead` would.
  */
-export function switchingProtocolsHead(status: number, headers: Readonly<Record<string, string | string[]>> | readonly string[]): string {
+export function switchingProtocolsHead(status: number, headers: Readonly<Record<string, string | string[]>>): string {
   let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
   const line = (name: string, value: string): void => {
     validateHeaderName(name);
     validateHeaderValue(name, value);
     head += `${name}: ${value}\r\n`;
   };
-  if (Array.isArray(headers)) {
-    for (let i = 0; i < headers.length; i += 2) line(headers[i]!, headers[i + 1]!);
-  } else {
-    const object = headers as Readonly<Record<string, string | string[]>>;
-    for (const name of Object.keys(object)) {
-      const value = object[name]!;
-      if (Array.isArray(value)) for (const v of value) line(name, v);
-      else line(name, value);
-    }
+  for (const name of Object.keys(headers)) {
+    const value = headers[name]!;
+    if (Array.isArray(value)) for (const v of value) line(name, v);
+    else line(name, value);
   }
   return `${head}\r\n`;
 }

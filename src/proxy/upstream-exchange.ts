@@ -3,8 +3,8 @@
  * handler interface (the lowest-overhead API undici has: no stream objects,
  * no header parsing we do not need).
  *
- * The response head resolves `head` so the pipeline can unwind and plugins
- * can see (and change) it before anything is written. Body chunks that arrive
+ * The response head becomes ctx.response and settles `head`, so the pipeline
+ * can unwind and plugins can see (and change) it before anything is written. Body chunks that arrive
  * before the head is written are held (a bounded amount; past that the
  * socket is paused), then streamed with backpressure: when the client is
  * slow, the backend socket is paused, so no response is ever buffered whole.
@@ -14,19 +14,13 @@ import type { Dispatcher } from 'undici';
 import { LbError } from '../errors.js';
 import type { Backend } from '../pool/backend.js';
 import { BackendResponse, type ProxyContext } from '../pipeline/context.js';
-import { responseHeaderList } from './hop-by-hop.js';
+import { responseHeaders } from './hop-by-hop.js';
 import { upstreamError } from './upstream-errors.js';
 
 /** Body bytes held before the response head is written; past this the backend socket is paused. */
 const HOLD_LIMIT = 64 * 1024;
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
-
-function removeContentLength(headers: string[]): void {
-  for (let i = headers.length - 2; i >= 0; i -= 2) {
-    if (headers[i]!.length === 14 && headers[i]!.toLowerCase() === 'content-length') headers.splice(i, 2);
-  }
-}
 
 /** Longest wait for written bytes to reach a client before a cut connection is destroyed anyway. */
 const CUT_FLUSH_MS = 2000;
@@ -52,8 +46,9 @@ function cutResponse(res: ServerResponse): void {
 export type FailureListener = (exchange: UpstreamExchange, err: LbError) => void;
 
 export class UpstreamExchange implements Dispatcher.DispatchHandler {
-  readonly head: Promise<BackendResponse>;
-  #resolve!: (head: BackendResponse) => void;
+  /** Settles when the response head is in (and is ctx.response) or the attempt failed. */
+  readonly head: Promise<void>;
+  #resolve!: () => void;
   #reject!: (err: LbError) => void;
   #abort: ((err: Error) => void) | undefined;
   #resume: (() => void) | undefined;
@@ -80,7 +75,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     private readonly options: Dispatcher.DispatchOptions,
     private readonly onFailure: FailureListener,
   ) {
-    this.head = new Promise<BackendResponse>((resolve, reject) => {
+    this.head = new Promise<void>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
     });
@@ -105,13 +100,13 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.#resume = resume;
     this.backend.passiveFailures = 0;
     this.backend.responses[Math.min(4, Math.floor(statusCode / 100) - 1)]!++;
-    const headers = responseHeaderList(rawHeaders);
+    const headers = responseHeaders(rawHeaders);
     if (statusCode === 204 || statusCode === 304) {
       this.#bodyless = true;
       // RFC 9110 §8.6: never on a 204 (a 304's Content-Length describes the representation and stays).
-      if (statusCode === 204) removeContentLength(headers);
+      if (statusCode === 204 && headers['content-length'] !== undefined) delete headers['content-length'];
     }
-    this.#resolve(new BackendResponse(statusCode, headers, this));
+    this.#settleHead(new BackendResponse(statusCode, headers, this));
     return true;
   }
 
@@ -192,7 +187,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.backend.passiveFailures = 0;
     this.backend.responses[0]!++;
     this.#settle();
-    this.#resolve(head);
+    this.#settleHead(head);
   }
 
   /** Starts streaming to the client once the head has been written. */
@@ -221,6 +216,17 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.#held = undefined;
     if (this.#settled) return;
     this.#abort?.(new Error('request cancelled by the proxy'));
+  }
+
+  /**
+   * The response head is the request's response from now on: set here, in
+   * undici's callback, so that the terminal step can return `head` as it is
+   * instead of awaiting it in one more async frame. A cancelled attempt's
+   * head is dropped: whoever cancelled it owns ctx.response.
+   */
+  #settleHead(response: BackendResponse): void {
+    if (!this.#cancelled) this.ctx.response = response;
+    this.#resolve();
   }
 
   #onDrain(): void {

@@ -207,7 +207,8 @@ export class TrafficServer {
     const generation = this.generation;
     generation.enter();
     (res as TrackedResponse)[kGeneration] = generation;
-    res.once('close', this.#onResponseClose);
+    // `on`, not `once`: a response closes once, and once() would wrap the listener per request.
+    res.on('close', this.#onResponseClose);
     const route = this.#admit(req, res, generation);
     if (route !== undefined) void this.#serve((res as TrackedResponse)[kContext]!, route);
   };
@@ -284,14 +285,14 @@ export class TrafficServer {
       this.#pipelineFailed(ctx, route, err);
       return;
     }
-    const response = ctx.response;
-    if (response === undefined) {
-      writeError(req, res, NO_RESPONSE);
-      return;
-    }
     // Destroyed: the client went away. Headers sent: answered already (a malformed body got its 400).
     if (res.destroyed || res.headersSent) {
       ctx.discardUpstream();
+      return;
+    }
+    const response = ctx.response;
+    if (response === undefined) {
+      writeError(req, res, NO_RESPONSE);
       return;
     }
     if (hasUnreadBody(req)) settleUnreadBody(req, res);
@@ -306,7 +307,7 @@ export class TrafficServer {
       this.#pipelineFailed(ctx, route, failure);
       return;
     }
-    res.writeHead(response.status, response.headersForWrite());
+    res.writeHead(response.status, response.headers);
     response.exchange.attach(res);
   }
 
@@ -381,7 +382,7 @@ export class TrafficServer {
       this.#startTunnel(ctx, response, exchange, socket, head, res);
       return;
     }
-    res.writeHead(response.status, response.headersForWrite());
+    res.writeHead(response.status, response.headers);
     exchange.attach(res);
   }
 
@@ -398,13 +399,13 @@ export class TrafficServer {
     if (response.status !== 101) {
       // A plugin turned the switch into another answer: the backend connection cannot be used.
       upstream.destroy();
-      res.writeHead(response.status, response.headersForWrite());
+      res.writeHead(response.status, response.headers);
       res.end();
       return;
     }
     let responseHead: string;
     try {
-      responseHead = switchingProtocolsHead(response.status, response.headersForWrite());
+      responseHead = switchingProtocolsHead(response.status, response.headers);
     } catch (err) {
       upstream.destroy();
       writeError(ctx.req, res, asLbError(err));
