@@ -139,6 +139,7 @@ class Loader {
       idleTimeout: parseDuration(raw.idle_timeout as string),
       shutdownGrace: parseDuration(raw.shutdown_grace as string),
       trustedProxies: raw.trusted_proxies as string[],
+      forwardedHeader: raw.forwarded_header as boolean,
       tls: tls ? { cert: resolve(this.dir, tls.cert), key: resolve(this.dir, tls.key) } : undefined,
     };
   }

@@ -211,6 +211,12 @@ export const coreSchema: JsonSchema = {
           description:
             'CIDRs (or single addresses) of proxies in front of Switchyard: their X-Forwarded-* headers are extended instead of replaced.',
         },
+        forwarded_header: {
+          type: 'boolean',
+          default: false,
+          description:
+            'Also send the RFC 7239 Forwarded header (for=…;host=…;proto=…), built like X-Forwarded-*, which are always sent. Off: a Forwarded header from a client that is not in trusted_proxies is removed, so a backend never sees a forged one.',
+        },
         tls: {
           type: 'object',
           required: ['cert', 'key'],

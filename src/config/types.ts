@@ -29,6 +29,8 @@ export interface ServerConfig {
   readonly idleTimeout: number;
   readonly shutdownGrace: number;
   readonly trustedProxies: readonly string[];
+  /** Send RFC 7239 `Forwarded` as well as X-Forwarded-*. */
+  readonly forwardedHeader: boolean;
   readonly tls: { readonly cert: string; readonly key: string } | undefined;
 }
 

@@ -1,8 +1,12 @@
 /**
- * X-Forwarded-For/-Host/-Proto and `Forwarded` (RFC 7239). From an
- * untrusted peer they are replaced (a client cannot claim to be someone
- * else); from a `trusted_proxies` peer they are extended, and the client
- * address is the nearest untrusted hop.
+ * X-Forwarded-For/-Host/-Proto, and `Forwarded` (RFC 7239) when
+ * `forwarded_header` is on. From an untrusted peer they are replaced (a
+ * client cannot claim to be someone else); from a `trusted_proxies` peer
+ * they are extended, and the client address is the nearest untrusted hop.
+ *
+ * `Forwarded` is opt-in, as in nginx and HAProxy: backends read
+ * X-Forwarded-*, and one more header on every request is measurable on the
+ * hot path. With it off, an untrusted client's `Forwarded` is still removed.
  */
 import { BlockList, isIP, isIPv6 } from 'node:net';
 
@@ -23,9 +27,9 @@ function forwardedValue(value: string): string {
   return isToken(value) ? value : `"${value}"`;
 }
 
-/** `for=` node: IPv4 as is, IPv6 as `"[…]"` (RFC 7239 §6). */
+/** `for=` node: IPv4 as is, IPv6 as `"[…]"` (RFC 7239 §6). A peer address from the socket has a ':' only when it is IPv6. */
 function forwardedNode(ip: string): string {
-  return isIPv6(ip) ? `"[${ip}]"` : forwardedValue(ip);
+  return ip.includes(':') ? `"[${ip}]"` : forwardedValue(ip);
 }
 
 /** One Forwarded element describing the hop from `peer` to us. */
@@ -36,8 +40,10 @@ export function forwardedElement(peer: string, host: string | undefined, proto: 
 
 export class ForwardedHeaders {
   readonly #trusted: BlockList | undefined;
+  readonly #sendForwarded: boolean;
 
-  constructor(trustedProxies: readonly string[]) {
+  constructor(trustedProxies: readonly string[], sendForwarded = false) {
+    this.#sendForwarded = sendForwarded;
     if (trustedProxies.length === 0) return;
     const list = new BlockList();
     for (const entry of trustedProxies) {
@@ -66,10 +72,14 @@ export class ForwardedHeaders {
     proto: 'http' | 'https',
   ): string {
     const trusted = this.#trusted !== undefined && this.isTrusted(peer);
-    const element = forwardedElement(peer, host, proto);
     const forwarded = headers.forwarded;
-    headers.forwarded =
-      trusted && forwarded !== undefined ? `${Array.isArray(forwarded) ? forwarded.join(', ') : forwarded}, ${element}` : element;
+    if (this.#sendForwarded) {
+      const element = forwardedElement(peer, host, proto);
+      headers.forwarded =
+        trusted && forwarded !== undefined ? `${Array.isArray(forwarded) ? forwarded.join(', ') : forwarded}, ${element}` : element;
+    } else if (forwarded !== undefined && !trusted) {
+      headers.forwarded = undefined;
+    }
 
     const incoming = headers['x-forwarded-for'];
     if (incoming !== undefined && trusted) {

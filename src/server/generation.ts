@@ -124,7 +124,7 @@ export class Generation {
   ) {
     this.pools = pools;
     this.router = new Router(routes);
-    this.forwarded = new ForwardedHeaders(config.server.trustedProxies);
+    this.forwarded = new ForwardedHeaders(config.server.trustedProxies, config.server.forwardedHeader);
     this.healthCheckers = healthCheckers;
   }
 

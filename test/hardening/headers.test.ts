@@ -88,7 +88,7 @@ describe('hop-by-hop headers', () => {
   });
 });
 
-describe('X-Forwarded-* and Forwarded', () => {
+describe('X-Forwarded-* and Forwarded (forwarded_header = true)', () => {
   let backend: CapturingBackend;
   let untrusted: RunningSwitchyard;
   let trusted: RunningSwitchyard;
@@ -97,6 +97,7 @@ describe('X-Forwarded-* and Forwarded', () => {
     [server]
     listen = "127.0.0.1:0"
     trusted_proxies = ${trustedProxies}
+    forwarded_header = true
     [pools.web]
     backends = [{ url = "${backend.url}" }]
     [[pipeline]]
@@ -145,5 +146,50 @@ describe('X-Forwarded-* and Forwarded', () => {
     const { headers } = backend.seen.at(-1)!;
     assert.equal(headers['x-forwarded-for'], '127.0.0.1');
     assert.equal(headers.forwarded, 'for=127.0.0.1;host=lb.example;proto=http');
+  });
+});
+
+describe('Forwarded off (the default): X-Forwarded-* only, and a forged Forwarded never passes', () => {
+  let backend: CapturingBackend;
+  let untrusted: RunningSwitchyard;
+  let trusted: RunningSwitchyard;
+  const toml = (trustedProxies: string) => `
+    [server]
+    listen = "127.0.0.1:0"
+    trusted_proxies = ${trustedProxies}
+    [pools.web]
+    backends = [{ url = "${backend.url}" }]
+  `;
+  const withForwarded = 'GET / HTTP/1.1\r\nHost: lb.example\r\nForwarded: for=203.0.113.9;proto=https\r\n\r\n';
+
+  before(async () => {
+    backend = await startCapturingBackend();
+    untrusted = await startSwitchyard({ toml: toml('[]') });
+    trusted = await startSwitchyard({ toml: toml('["127.0.0.0/8"]') });
+  });
+  after(async () => {
+    await untrusted?.close();
+    await trusted?.close();
+    await backend?.close();
+  });
+
+  it('no Forwarded is added', async () => {
+    const result = await sendRaw(untrusted.port, 'GET / HTTP/1.1\r\nHost: lb.example\r\n\r\n', { responses: 1 });
+    assert.equal(result.responses[0]?.status, 200, result.text);
+    const { headers } = backend.seen.at(-1)!;
+    assert.equal(headers['x-forwarded-for'], '127.0.0.1');
+    assert.equal(headers.forwarded, undefined);
+  });
+
+  it("an untrusted client's Forwarded is removed", async () => {
+    const result = await sendRaw(untrusted.port, withForwarded, { responses: 1 });
+    assert.equal(result.responses[0]?.status, 200, result.text);
+    assert.equal(backend.seen.at(-1)!.headers.forwarded, undefined);
+  });
+
+  it("a trusted proxy's Forwarded is passed on as it came", async () => {
+    const result = await sendRaw(trusted.port, withForwarded, { responses: 1 });
+    assert.equal(result.responses[0]?.status, 200, result.text);
+    assert.equal(backend.seen.at(-1)!.headers.forwarded, 'for=203.0.113.9;proto=https');
   });
 });

@@ -60,6 +60,7 @@ describe('TLS termination', () => {
       toml: `
         [server]
         listen = "127.0.0.1:0"
+        forwarded_header = true
         [server.tls]
         cert = "./lb.crt"
         key = "./lb.key"
