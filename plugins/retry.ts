@@ -188,7 +188,11 @@ export default definePlugin({
 
     async function handleRetrying(ctx: RequestContext, next: Next, methodRetryable: boolean): Promise<void> {
       let replayable = true;
-      if (ctx.body !== null && !Buffer.isBuffer(ctx.body)) {
+      const body = ctx.body;
+      if (Buffer.isBuffer(body)) {
+        // Already in memory (the core reads small bodies whole): max_replay_body is still the policy.
+        replayable = body.length <= maxReplay;
+      } else if (body !== null) {
         // Buffer only what may be sent again; otherwise stream it once.
         replayable = methodRetryable && (await ctx.bufferBody(maxReplay)) !== undefined;
       }

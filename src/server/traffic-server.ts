@@ -22,6 +22,7 @@ import { openTunnel, switchingProtocolsHead, UpgradeExchange } from '../proxy/up
 import { answerParserError, asLbError, writeError } from './error-response.js';
 import type { Generation, RouteTarget } from './generation.js';
 import { RequestBody } from './request-body.js';
+import { isWholeBody, readWholeBody } from './whole-body.js';
 import { checkRequest, isValidHostHeader } from './request-guard.js';
 import { closeAfterResponse, drainUnreadBody, hasUnreadBody, isClosing, LINGER_MS, settleUnreadBody } from './unread-body.js';
 
@@ -258,7 +259,8 @@ export class TrafficServer {
     }
     const ctx = new ProxyContext(req, res, route.pool, host, target, this.protocol);
     (res as TrackedResponse)[kContext] = ctx;
-    if (ctx.body !== null) ctx.body = new RequestBody(req, config.maxBody, config.bodyTimeout);
+    // A small Content-Length body stays `req` here and is read whole in #serve (whole-body.ts).
+    if (ctx.body !== null && !isWholeBody(req)) ctx.body = new RequestBody(req, config.maxBody, config.bodyTimeout);
     stripRequestHopByHop(ctx.headers);
     ctx.clientIp = generation.forwarded.apply(ctx.headers, req.socket.remoteAddress ?? '', hostHeader, this.protocol);
     return route;
@@ -280,6 +282,7 @@ export class TrafficServer {
   async #serve(ctx: ProxyContext, route: RouteTarget): Promise<void> {
     const { req, res } = ctx;
     try {
+      if (ctx.body === req) ctx.body = await readWholeBody(req, (res as TrackedResponse)[kGeneration]!.config.server.bodyTimeout);
       await route.handler(ctx);
     } catch (err) {
       this.#pipelineFailed(ctx, route, err);

@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { WHOLE_BODY_LIMIT } from '../../src/server/whole-body.js';
 import { startSwitchyard, startBackend, type RunningSwitchyard, type TestBackend } from '../../src/testing.js';
 import { sendRaw, startCapturingBackend, startRawBackend, type CapturingBackend } from '../helpers/raw-http.js';
 
@@ -87,10 +88,21 @@ describe('client-side timeouts', () => {
     assert.ok(Date.now() - started < 2500, `closed after ${Date.now() - started}ms`);
   });
 
-  it('body_timeout: a stalled upload gets 408, the upstream request is aborted, the connection closes', async () => {
+  it('body_timeout: a stalled small upload (read whole first) gets 408 and never reaches the backend', async () => {
     const before = backend.seen.length;
     const started = Date.now();
     const result = await sendRaw(lb.port, 'POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly-part', { timeoutMs: 3000 });
+    assert.equal(result.responses[0]?.status, 408, result.text);
+    assert.ok(result.closed);
+    assert.ok(Date.now() - started < 2000);
+    assert.equal(backend.seen.length, before, 'nothing was forwarded');
+  });
+
+  it('body_timeout: a stalled streamed upload gets 408, the upstream request is aborted, the connection closes', async () => {
+    const before = backend.seen.length;
+    const started = Date.now();
+    const head = `POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: ${WHOLE_BODY_LIMIT + 100}\r\n\r\n`;
+    const result = await sendRaw(lb.port, `${head}${'x'.repeat(1000)}`, { timeoutMs: 3000 });
     assert.equal(result.responses[0]?.status, 408, result.text);
     assert.ok(result.closed);
     assert.ok(Date.now() - started < 2000);
