@@ -92,8 +92,10 @@ export interface RequestContext {
   /** Headers that go upstream: lower-case names, mutable. Hop-by-hop headers are already removed. */
   readonly headers: Record<string, string | string[] | undefined>;
   /**
-   * Body that goes upstream: the client's stream, a Buffer a plugin replaced
-   * it with, or null when the request has none.
+   * Body that goes upstream: a Buffer for a Content-Length body of at most
+   * 64 KB (the core reads those whole before the pipeline runs), the client's
+   * stream for larger and chunked ones, a Buffer a plugin replaced it with,
+   * or null when the request has none.
    */
   body: Readable | Buffer | null;
   /** Scratch space for plugins, per request. */
