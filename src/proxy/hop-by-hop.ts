@@ -39,8 +39,17 @@ export function stripRequestHopByHop(headers: Record<string, string | string[] |
   if (headers.expect !== undefined) headers.expect = undefined;
 }
 
-/** Lengths of the hop-by-hop names, to skip the set lookup for most response header names. */
-const HOP_LENGTHS = new Set([...HOP_BY_HOP].map((h) => h.length));
+/** Marks the lengths of hop-by-hop names, so most response header names skip the set lookup. */
+const HOP_LENGTH = new Uint8Array(32);
+for (const name of HOP_BY_HOP) HOP_LENGTH[name.length] = 1;
+
+/** A Connection value that nominates nothing but itself: "keep-alive" or "close" (hop-by-hop already), any case. */
+function nominatesNothing(value: Buffer): boolean {
+  const length = value.length;
+  if (length !== 10 && length !== 5) return false;
+  const text = value.toString('latin1').toLowerCase();
+  return text === 'keep-alive' || text === 'close';
+}
 
 /**
  * Raw response headers from undici (Buffer pairs) → the header object written
@@ -54,8 +63,12 @@ export function responseHeaders(raw: readonly Buffer[]): Record<string, string |
   let nominated: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = headerNameToString(raw[i]!);
-    if (HOP_LENGTHS.has(name.length) && HOP_BY_HOP.has(name)) {
-      if (name === 'connection') nominated = nominated === undefined ? raw[i + 1]!.toString('latin1') : `${nominated},${raw[i + 1]!.toString('latin1')}`;
+    const length = name.length;
+    if (length < 32 && HOP_LENGTH[length] === 1 && HOP_BY_HOP.has(name)) {
+      if (name === 'connection' && !nominatesNothing(raw[i + 1]!)) {
+        const value = raw[i + 1]!.toString('latin1');
+        nominated = nominated === undefined ? value : `${nominated},${value}`;
+      }
       continue;
     }
     const value = raw[i + 1]!.toString('latin1');
