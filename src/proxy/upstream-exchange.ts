@@ -22,6 +22,22 @@ const HOLD_LIMIT = 64 * 1024;
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
+/**
+ * A complete body up to this size is written as a latin1 string: Node then
+ * appends it to the response head and sends both with one plain write,
+ * where a Buffer body takes the writev path (an array of two chunks, a
+ * write request object, the head converted separately). Latin1 maps each
+ * byte to one character and back, so the bytes on the wire are the same.
+ */
+const SMALL_BODY_AS_TEXT = 4096;
+
+function latin1Text(chunks: Buffer[]): string {
+  if (chunks.length === 1) return chunks[0]!.toString('latin1');
+  let text = '';
+  for (let i = 0; i < chunks.length; i++) text += chunks[i]!.toString('latin1');
+  return text;
+}
+
 /** Longest wait for written bytes to reach a client before a cut connection is destroyed anyway. */
 const CUT_FLUSH_MS = 2000;
 const NOTHING = Buffer.alloc(0);
@@ -198,6 +214,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     if (this.#error === undefined && this.#ended) {
       // The whole body is in: one end() writes head and body together.
       if (held === undefined) res.end();
+      else if (this.#heldBytes <= SMALL_BODY_AS_TEXT) res.end(latin1Text(held), 'latin1');
       else res.end(held.length === 1 ? held[0] : Buffer.concat(held, this.#heldBytes));
       return;
     }

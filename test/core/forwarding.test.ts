@@ -136,6 +136,33 @@ test('a 5 MB POST body arrives intact and a 1 MB response streams back intact', 
   }
 });
 
+test('small binary responses (every byte value, written as one latin1 write) arrive byte for byte', async () => {
+  const everyByte = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+  const sizes = [1, 100, 256, 4096, 4097];
+  const backend = await startBackend('b', (req: IncomingMessage, res: ServerResponse) => {
+    const size = Number(req.url!.slice(1));
+    const body = Buffer.alloc(size);
+    for (let i = 0; i < size; i++) body[i] = everyByte[(i * 7) % 256]!;
+    // Written in two pieces, so the proxy may hold two chunks before the head is written.
+    res.setHeader('content-length', size);
+    res.write(body.subarray(0, size >> 1));
+    res.end(body.subarray(size >> 1));
+  });
+  let lb: RunningSwitchyard | undefined;
+  try {
+    lb = await startSwitchyard({ toml: `[server]\nlisten = "127.0.0.1:0"\n[pools.web]\nbackends = [{ url = "${backend.url}" }]\n` });
+    for (const size of sizes) {
+      const r = await fetch(`${lb.url}/${size}`);
+      const got = Buffer.from(await r.arrayBuffer());
+      const expected = Buffer.alloc(size);
+      for (let i = 0; i < size; i++) expected[i] = everyByte[(i * 7) % 256]!;
+      assert.ok(got.equals(expected), `${size} bytes intact`);
+    }
+  } finally {
+    await cleanup(lb, [backend]);
+  }
+});
+
 test('upstream failures map to statuses: refused → 502, too slow → 504, none healthy → 503 with Retry-After', async () => {
   const slow = await startBackend('slow', (_req: IncomingMessage, res: ServerResponse) => void setTimeout(() => res.end('late'), 2000));
   const closedPort = await freePort();
