@@ -51,6 +51,8 @@ const HELP = `usage: node bench/run.mjs [options]
   --load-cpu N       core for wrk, backends and idle clients (default 1)
   --alt PATH         also run another build's dist/src/cli.js (an experiment) as target switchyard-alt
                      (with --plugin-cost: alt-none, alt-noop, alt-<main pipeline>)
+  --same-process     keep each Node target's process for the whole run (default: a fresh process per round,
+                     because one process's speed varies by several % from the next: JIT and heap layout)
   --keep             keep the temp dir (configs, logs, profiles)`;
 
 const { values: opts } = parseArgs({
@@ -68,6 +70,7 @@ const { values: opts } = parseArgs({
     'proxy-cpu': { type: 'string', default: '0' },
     'load-cpu': { type: 'string', default: '1' },
     keep: { type: 'boolean', default: false },
+    'same-process': { type: 'boolean', default: false },
     alt: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -375,6 +378,16 @@ const availablePlugins = ['headers', 'retry', 'rate-limit', 'sticky-session', 'c
 );
 const MAIN_PIPELINE = ['headers', 'retry'].filter((p) => availablePlugins.includes(p));
 
+/**
+ * The node flags in a cli.js shebang (`#!/usr/bin/env -S node --flag …`):
+ * Switchyard is run as the installed `lb` bin runs it, flags included.
+ */
+function shebangFlags(cli) {
+  const first = readFileSync(cli, 'utf8').split('\n', 1)[0];
+  const m = /^#!\/usr\/bin\/env\s+(?:-S\s+)?node\s*(.*)$/.exec(first);
+  return m ? m[1].split(/\s+/).filter(Boolean) : [];
+}
+
 function switchyardTarget(name, pipeline, note, cli = CLI) {
   return {
     name,
@@ -385,7 +398,7 @@ function switchyardTarget(name, pipeline, note, cli = CLI) {
       const file = join(ctx.dir, `${name}.toml`);
       writeFileSync(file, switchyardToml(port, ctx.backends, pipeline));
       const log = join(ctx.dir, `${name}.log`);
-      const child = start(process.execPath, [...nodeFlags, cli, 'run', '--no-watch', '-c', file], { cpu: PROXY_CPU, log });
+      const child = start(process.execPath, [...shebangFlags(cli), ...nodeFlags, cli, 'run', '--no-watch', '-c', file], { cpu: PROXY_CPU, log });
       await waitReady(name, port, child, log);
       return { child, pid: child.pid };
     },
@@ -774,13 +787,15 @@ function checkTools() {
   if (os.cpus().length < 2) console.error('warning: fewer than 2 cores; proxy and load will share one');
 }
 
+async function startTarget(ctx, t, startOpts) {
+  const port = await freePort();
+  const r = await t.start(ctx, port, startOpts);
+  return { port: r.port ?? port, pid: r.pid, child: r.child };
+}
+
 async function startTargets(ctx, targets, startOpts) {
   const running = {};
-  for (const t of targets) {
-    const port = await freePort();
-    const r = await t.start(ctx, port, startOpts);
-    running[t.name] = { port: r.port ?? port, pid: r.pid, child: r.child };
-  }
+  for (const t of targets) running[t.name] = await startTarget(ctx, t, startOpts);
   return running;
 }
 
@@ -796,6 +811,13 @@ async function benchmark(ctx, targets, scenarioNames) {
       // the machine's speed within a round then favours no target.
       for (let k = 0; k < targets.length; k++) {
         const t = targets[(k + round - 1) % targets.length];
+        // A fresh process per round: how fast one Node process runs depends on
+        // its JIT decisions and heap layout, which differ by several percent from
+        // one process to the next; the median over rounds then spans processes.
+        if (!opts['same-process'] && t.node && (round > 1 || out.length > 0)) {
+          await stop(running[t.name].child);
+          running[t.name] = await startTarget(ctx, t);
+        }
         let r;
         for (let attempt = 0; attempt < 3; attempt++) {
           r = await measure(ctx, t, running[t.name], scenario);
