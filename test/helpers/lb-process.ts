@@ -6,9 +6,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { delimiter, dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 
 export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+/** The installed `lb` command (a sh script that execs node with its flags on CLI). */
+export const BIN = fileURLToPath(new URL('../../../bin/lb', import.meta.url));
 
 export interface LogLine {
   readonly level: number;
@@ -37,12 +40,19 @@ export interface StartLbOptions {
    * worker outlives the test.
    */
   readonly processGroup?: boolean;
+  /** Run it through bin/lb (the `lb` command npm installs) instead of `node dist/src/cli.js`. */
+  readonly viaBin?: boolean;
+  /** Extra environment variables. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** Starts `lb run` and waits until it listens (or fails with its output). */
 export async function startLb(file: string, args: readonly string[] = [], options: StartLbOptions = {}): Promise<LbProcess> {
   const group = options.processGroup === true;
-  const child = spawn(process.execPath, [CLI, 'run', '-c', file, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: group });
+  // bin/lb runs the `node` on PATH: make it this one.
+  const env = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}`, ...options.env };
+  const [command, argv] = options.viaBin ? [BIN, ['run', '-c', file, ...args]] : [process.execPath, [CLI, 'run', '-c', file, ...args]];
+  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: group, env });
   const signal = (name: NodeJS.Signals) => {
     try {
       if (group) process.kill(-child.pid!, name);

@@ -1,0 +1,62 @@
+/**
+ * bin/lb, the command npm installs as `lb`: it execs node (same process, so
+ * signals and exit codes are node's own) with the memory flags it documents.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startBackend } from '../helpers/backends.js';
+import { startLb } from '../helpers/lb-process.js';
+
+/** The node flags of a running process, from /proc (Linux). */
+function nodeFlags(pid: number): string[] {
+  const argv = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
+  return argv.slice(1, argv.findIndex((a) => a.endsWith('cli.js')));
+}
+
+describe('bin/lb', () => {
+  it('runs lb with a 2 MB young-generation semi-space, in the same process, and serves', async () => {
+    const backend = await startBackend('b');
+    const dir = await mkdtemp(join(tmpdir(), 'lb-bin-'));
+    const file = join(dir, 'lb.toml');
+    await writeFile(file, `[server]\nlisten = "127.0.0.1:0"\n[pools.web]\nbackends = [{ url = "${backend.url}" }]\n`);
+    const lb = await startLb(file, ['--no-watch'], { viaBin: true });
+    try {
+      assert.deepEqual(nodeFlags(lb.child.pid!), ['--max-semi-space-size=2'], 'exec: the pid we spawned is node itself');
+      const res = await fetch(lb.url);
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), 'b');
+    } finally {
+      await lb.stop();
+      await backend.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+    assert.equal(lb.child.exitCode, 0, 'SIGTERM reached node: a graceful exit');
+  });
+
+  it('LB_NODE_FLAGS replaces the flags (empty: none)', async () => {
+    const backend = await startBackend('b');
+    const dir = await mkdtemp(join(tmpdir(), 'lb-bin-'));
+    const file = join(dir, 'lb.toml');
+    await writeFile(file, `[server]\nlisten = "127.0.0.1:0"\n[pools.web]\nbackends = [{ url = "${backend.url}" }]\n`);
+    try {
+      for (const [value, expected] of [
+        ['', []],
+        ['--max-semi-space-size=8 --no-warnings', ['--max-semi-space-size=8', '--no-warnings']],
+      ] as const) {
+        const lb = await startLb(file, ['--no-watch'], { viaBin: true, env: { LB_NODE_FLAGS: value } });
+        try {
+          assert.deepEqual(nodeFlags(lb.child.pid!), expected);
+        } finally {
+          await lb.stop();
+        }
+      }
+    } finally {
+      await backend.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
