@@ -379,26 +379,39 @@ const availablePlugins = ['headers', 'retry', 'rate-limit', 'sticky-session', 'c
 const MAIN_PIPELINE = ['headers', 'retry'].filter((p) => availablePlugins.includes(p));
 
 /**
- * The node flags in a cli.js shebang (`#!/usr/bin/env -S node --flag …`):
- * Switchyard is run as the installed `lb` bin runs it, flags included.
+ * How a build is started as users start it: through its bin/lb (the `lb`
+ * command npm installs; a sh script that execs node with its flags on
+ * dist/src/cli.js), or `node cli.js` for a build that has none.
  */
-function shebangFlags(cli) {
-  const first = readFileSync(cli, 'utf8').split('\n', 1)[0];
-  const m = /^#!\/usr\/bin\/env\s+(?:-S\s+)?node\s*(.*)$/.exec(first);
+/** The flags a bin/lb passes by default (its `${LB_NODE_FLAGS-…}` fallback). */
+function binFlags(bin) {
+  const m = /\$\{LB_NODE_FLAGS-([^}]*)\}/.exec(readFileSync(bin, 'utf8'));
   return m ? m[1].split(/\s+/).filter(Boolean) : [];
+}
+
+function switchyardCommand(cli) {
+  const bin = join(cli, '../../../bin/lb');
+  return existsSync(bin) ? [bin, []] : [process.execPath, [cli]];
 }
 
 function switchyardTarget(name, pipeline, note, cli = CLI) {
   return {
     name,
-    note: (note ?? (pipeline.length ? `round-robin + ${pipeline.join(' + ')}` : 'round-robin, no plugins')) + (cli === CLI ? '' : ` (${cli})`),
+    note:
+      (note ?? (pipeline.length ? `round-robin + ${pipeline.join(' + ')}` : 'round-robin, no plugins')) +
+      (cli === CLI ? '' : ` (${cli})`) +
+      (switchyardCommand(cli)[0] === process.execPath ? ', node cli.js' : `, bin/lb: node ${binFlags(switchyardCommand(cli)[0]).join(' ')}`),
     node: true,
     async start(ctx, port, { nodeFlags = [] } = {}) {
       writeFileSync(join(ctx.dir, 'noop-plugin.mjs'), NOOP_PLUGIN);
       const file = join(ctx.dir, `${name}.toml`);
       writeFileSync(file, switchyardToml(port, ctx.backends, pipeline));
       const log = join(ctx.dir, `${name}.log`);
-      const child = start(process.execPath, [...shebangFlags(cli), ...nodeFlags, cli, 'run', '--no-watch', '-c', file], { cpu: PROXY_CPU, log });
+      const [command, prefix] = switchyardCommand(cli);
+      // Extra node flags (--cpu-prof) reach node through LB_NODE_FLAGS, after the bin's own.
+      const env = command === process.execPath ? undefined : { ...process.env, LB_NODE_FLAGS: [...binFlags(command), ...nodeFlags].join(' ') };
+      const args = command === process.execPath ? [...nodeFlags, ...prefix] : prefix;
+      const child = start(command, [...args, 'run', '--no-watch', '-c', file], { cpu: PROXY_CPU, log, env });
       await waitReady(name, port, child, log);
       return { child, pid: child.pid };
     },
