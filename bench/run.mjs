@@ -51,6 +51,8 @@ const HELP = `usage: node bench/run.mjs [options]
   --load-cpu N       core for wrk, backends and idle clients (default 1)
   --alt PATH         also run another build's dist/src/cli.js (an experiment) as target switchyard-alt
                      (with --plugin-cost: alt-none, alt-noop, alt-<main pipeline>)
+  --soak N           RSS over N requests (e.g. 1000000) of the first scenario (default get64), in 5 s wrk runs,
+                     for each target (default: switchyard, undici-minimal); one process per target
   --same-process     keep each Node target's process for the whole run (default: a fresh process per round,
                      because one process's speed varies by several % from the next: JIT and heap layout)
   --keep             keep the temp dir (configs, logs, profiles)`;
@@ -71,6 +73,7 @@ const { values: opts } = parseArgs({
     'load-cpu': { type: 'string', default: '1' },
     keep: { type: 'boolean', default: false },
     'same-process': { type: 'boolean', default: false },
+    soak: { type: 'string' },
     alt: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -887,6 +890,50 @@ async function profile(ctx, targets, scenarioName) {
   return texts.join('\n\n');
 }
 
+/**
+ * RSS over a long run: N requests of one scenario in back-to-back 5 s wrk
+ * runs, RSS read after each, one process per target. Flat means every
+ * sample after the first 100,000 requests (warm: JIT done, pools full)
+ * stays within ±10% of that first warm sample.
+ */
+async function soak(ctx, targets, scenarioName, total) {
+  const scenario = SCENARIOS[scenarioName];
+  const texts = [];
+  for (const t of targets) {
+    await waitQuiet();
+    const running = await startTarget(ctx, t);
+    const samples = [];
+    let served = 0;
+    const started = Date.now();
+    try {
+      while (served < total) {
+        const r = parseWrk(await run('wrk', wrkArgs(scenario, running.port, 5), LOAD_CPU));
+        served += Number.isFinite(r.requests) ? r.requests : 0;
+        samples.push({ served, rssMb: rssKb(running.pid) / 1024, rps: r.rps, errors: r.errors });
+        console.error(`  soak ${t.name} ${fmtInt(served).padStart(10)} requests  rss ${fmt(samples.at(-1).rssMb, 1)} MB  ${fmtInt(r.rps)} req/s`);
+        if (r.requests === 0 || !Number.isFinite(r.requests)) throw new Error(`${t.name} served nothing in 5 s`);
+      }
+    } finally {
+      await stop(running.child);
+    }
+    const warm = samples.find((s) => s.served >= 100_000) ?? samples[0];
+    const after = samples.filter((s) => s.served >= warm.served);
+    const min = Math.min(...after.map((s) => s.rssMb));
+    const max = Math.max(...after.map((s) => s.rssMb));
+    const last = samples.at(-1).rssMb;
+    const drift = Math.max(Math.abs(max - warm.rssMb), Math.abs(min - warm.rssMb)) / warm.rssMb;
+    const rows = samples.map((s) => `| ${fmtInt(s.served)} | ${fmt(s.rssMb, 1)} | ${fmtInt(s.rps)} | ${s.errors} |`).join('\n');
+    const text =
+      `### Soak: ${t.name} (${t.note}), ${fmtInt(served)} requests of ${scenario.label} in ${Math.round((Date.now() - started) / 1000)} s\n\n` +
+      `RSS at ${fmtInt(warm.served)} requests (warm) **${fmt(warm.rssMb, 1)} MB**; after that min ${fmt(min, 1)}, max ${fmt(max, 1)}, last ${fmt(last, 1)} MB: ` +
+      `largest departure **${fmt(drift * 100, 1)}%** (${drift <= 0.1 ? 'flat: within ±10%' : 'NOT within ±10%'}).\n\n` +
+      `<details><summary>every 5 s</summary>\n\n| requests | RSS MB | req/s | errors |\n|---:|---:|---:|---:|\n${rows}\n\n</details>`;
+    console.log(`\n${text}\n`);
+    texts.push(text);
+  }
+  return texts.join('\n\n');
+}
+
 function stamp() {
   return new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
 }
@@ -907,7 +954,7 @@ async function main() {
       targets = pluginCostTargets();
       scenarioNames = opts.scenarios ? opts.scenarios.split(',') : ['get64'];
     } else {
-      const names = opts.targets ? opts.targets.split(',') : opts.profile ? ['switchyard'] : DEFAULT_TARGETS;
+      const names = opts.targets ? opts.targets.split(',') : opts.profile ? ['switchyard'] : opts.soak ? ['switchyard', 'undici-minimal'] : DEFAULT_TARGETS;
       for (const n of names) if (!TARGETS[n]) throw new Error(`unknown target "${n}"; known: ${Object.keys(TARGETS).join(', ')}`);
       targets = names.map((n) => TARGETS[n]);
       scenarioNames = !opts.scenarios ? QUICK : opts.scenarios === 'all' ? Object.keys(SCENARIOS) : opts.scenarios.split(',');
@@ -920,6 +967,7 @@ async function main() {
 
     let body;
     if (opts.profile) body = await profile(ctx, targets, opts.scenarios ? scenarioNames[0] : 'get64');
+    else if (opts.soak) body = await soak(ctx, targets, opts.scenarios ? scenarioNames[0] : 'get64', Number(opts.soak));
     else {
       const { text, summaries } = await benchmark(ctx, targets, scenarioNames);
       body = text;
