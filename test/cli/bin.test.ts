@@ -18,14 +18,14 @@ function nodeFlags(pid: number): string[] {
 }
 
 describe('bin/lb', () => {
-  it('runs lb with a 2 MB young-generation semi-space, in the same process, and serves', async () => {
+  it('runs lb with a 4 MB young-generation semi-space, in the same process, and serves', async () => {
     const backend = await startBackend('b');
     const dir = await mkdtemp(join(tmpdir(), 'lb-bin-'));
     const file = join(dir, 'lb.toml');
     await writeFile(file, `[server]\nlisten = "127.0.0.1:0"\n[pools.web]\nbackends = [{ url = "${backend.url}" }]\n`);
     const lb = await startLb(file, ['--no-watch'], { viaBin: true });
     try {
-      assert.deepEqual(nodeFlags(lb.child.pid!), ['--max-semi-space-size=2'], 'exec: the pid we spawned is node itself');
+      assert.deepEqual(nodeFlags(lb.child.pid!), ['--max-semi-space-size=4'], 'exec: the pid we spawned is node itself');
       const res = await fetch(lb.url);
       assert.equal(res.status, 200);
       assert.equal(await res.text(), 'b');
