@@ -23,7 +23,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 const ROOT = new URL('..', import.meta.url).pathname;
-const CLI = join(ROOT, 'dist/src/cli.js');
+// The lb command as users run it (bin/lb: node with its memory flags, which workers inherit).
+const BIN = join(ROOT, 'bin/lb');
 const { values: opts } = parseArgs({
   options: {
     rounds: { type: 'string', default: '3' },
@@ -174,7 +175,7 @@ response.set = { "X-Served-By" = "switchyard" }
 plugin = "retry"
 `,
   );
-  const child = start(process.execPath, [CLI, 'run', '--no-watch', '--log-level', 'warn', '-c', file], target.env);
+  const child = start(BIN, ['run', '--no-watch', '--log-level', 'warn', '-c', file], target.env);
   await waitReady(port, target.name, child);
   return { port, admin, child };
 }
