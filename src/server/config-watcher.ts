@@ -3,12 +3,22 @@
  * a temp file and rename it over the original (vim, VS Code, `sed -i`) — so
  * the file's folder is watched and events for the file are debounced; a save
  * whose content hashes the same as what is running is ignored by the caller.
+ *
+ * A config mounted from a Kubernetes ConfigMap is a symlink through another
+ * entry of the same folder (`lb.toml -> ..data/lb.toml`, `..data -> ..2026_…`),
+ * and an update swaps that entry, never touching `lb.toml` itself. So when
+ * the file is a relative symlink through a sibling, a swap of the sibling is
+ * a save too. chokidar reports nothing for a symlink renamed over another,
+ * so the folder itself is watched for that name (inotify's rename event).
  */
 import { watch, type FSWatcher } from 'chokidar';
-import { basename, dirname } from 'node:path';
+import { watch as watchFolder, type FSWatcher as FolderWatcher } from 'node:fs';
+import { readlink } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, sep } from 'node:path';
 
 export class ConfigWatcher {
   #watcher: FSWatcher | undefined;
+  #swapWatcher: FolderWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -18,24 +28,50 @@ export class ConfigWatcher {
   ) {}
 
   async start(): Promise<void> {
+    const folder = dirname(this.file);
     const name = basename(this.file);
-    this.#watcher = watch(dirname(this.file), {
+    this.#watcher = watch(folder, {
       ignoreInitial: true,
       depth: 0,
       // Renames over the file arrive as unlink+add; polling is not needed on Linux/macOS.
-      ignored: (path: string) => path !== dirname(this.file) && basename(path) !== name,
+      ignored: (path: string) => path !== folder && basename(path) !== name,
       awaitWriteFinish: false,
     });
     this.#watcher.on('all', (_event, path) => {
-      if (basename(path) !== name) return;
-      clearTimeout(this.#timer);
-      this.#timer = setTimeout(this.onChange, this.debounceMs);
+      if (basename(path) === name) this.#changed();
     });
+    const via = await symlinkSibling(this.file);
+    if (via !== undefined) {
+      this.#swapWatcher = watchFolder(folder, (_event, entry) => {
+        if (entry === via) this.#changed();
+      });
+      // A folder that goes away is the file's own unlink, which chokidar reports.
+      this.#swapWatcher.on('error', () => this.#swapWatcher?.close());
+    }
     await new Promise<void>((resolve) => this.#watcher!.once('ready', () => resolve()));
   }
 
   async close(): Promise<void> {
     clearTimeout(this.#timer);
+    this.#swapWatcher?.close();
     await this.#watcher?.close();
   }
+
+  #changed(): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(this.onChange, this.debounceMs);
+  }
+}
+
+/** `..data` for `lb.toml -> ..data/lb.toml`; undefined when the file is not a symlink through a sibling entry. */
+async function symlinkSibling(file: string): Promise<string | undefined> {
+  let target: string;
+  try {
+    target = await readlink(file);
+  } catch {
+    return undefined; // not a symlink (EINVAL), or gone: the file's own events are enough
+  }
+  if (isAbsolute(target)) return undefined;
+  const first = target.split(sep)[0]!;
+  return first === '' || first === '.' || first === '..' || first === target ? undefined : first;
 }

@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -109,6 +109,37 @@ test('write-temp-then-rename and `sed -i` saves both reload; an identical save d
   await writeFile(file, poolToml(a));
   await new Promise((resolve) => setTimeout(resolve, 600)); // longer than the debounce; no event to await for "nothing happened"
   assert.equal(liveLines(lb).length, 2, 'an unchanged save is not a reload');
+});
+
+test('a Kubernetes ConfigMap update (the ..data symlink swapped, lb.toml untouched) reloads', async (t) => {
+  // The kubelet's layout: lb.toml -> ..data/lb.toml, ..data -> a timestamped
+  // folder; an update writes a new folder and renames a new ..data over the old.
+  const dir = await mkdtemp(join(tmpdir(), 'lb-configmap-'));
+  const a = [await startBackend('a1'), await startBackend('a2')];
+  const b = [await startBackend('b1'), await startBackend('b2')];
+  let lb: LbProcess | undefined;
+  t.after(async () => {
+    await lb?.stop();
+    await Promise.all([...a, ...b].map((x) => x.close()));
+    await rm(dir, { recursive: true, force: true });
+  });
+  await mkdir(join(dir, '..2026_01'));
+  await writeFile(join(dir, '..2026_01', 'lb.toml'), poolToml(a));
+  await symlink('..2026_01', join(dir, '..data'));
+  await symlink(join('..data', 'lb.toml'), join(dir, 'lb.toml'));
+  lb = await startLb(join(dir, 'lb.toml'));
+  await untilServedBy(lb.url, ['a1', 'a2'], 2000);
+
+  await mkdir(join(dir, '..2026_02'));
+  await writeFile(join(dir, '..2026_02', 'lb.toml'), poolToml(b));
+  await symlink('..2026_02', join(dir, '..data_tmp'));
+  await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+  // The old folder is still there (the kubelet removes it a moment later): the swap alone is the save.
+  const ms = await untilServedBy(lb.url, ['b1', 'b2'], 3000);
+  t.diagnostic(`ConfigMap swap: new backends serving after ${ms}ms`);
+  const line = await lb.waitForLog((l) => LIVE.test(l.msg), 2000);
+  assert.equal(line.generation, 2);
+  await rm(join(dir, '..2026_01'), { recursive: true });
 });
 
 test('broken TOML: logged with file:line:col, old config keeps serving, the process lives; the fix applies', async (t) => {
