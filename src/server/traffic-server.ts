@@ -300,8 +300,13 @@ export class TrafficServer {
     }
     if (hasUnreadBody(req)) settleUnreadBody(req, res);
     if (this.#closing) res.shouldKeepAlive = false;
+    this.#writeResponse(ctx, route, response);
+  }
+
+  /** Writes the pipeline's answer: a plugin's or the core's own, or the backend's head and then its body, streamed. */
+  #writeResponse(ctx: ProxyContext, route: RouteTarget, response: BackendResponse | LocalResponse): void {
     if (response instanceof LocalResponse) {
-      writeLocalResponse(req, res, response);
+      writeLocalResponse(ctx.req, ctx.res, response);
       return;
     }
     // The backend broke off before anything was written: an honest 502 is still possible.
@@ -310,8 +315,8 @@ export class TrafficServer {
       this.#pipelineFailed(ctx, route, failure);
       return;
     }
-    res.writeHead(response.status, response.headers);
-    response.exchange.attach(res);
+    ctx.res.writeHead(response.status, response.headers);
+    response.exchange.attach(ctx.res);
   }
 
   /**
@@ -376,17 +381,11 @@ export class TrafficServer {
       ctx.discardUpstream();
       return;
     }
-    if (response instanceof LocalResponse) {
-      writeLocalResponse(req, res, response);
+    if (response instanceof BackendResponse && response.exchange instanceof UpgradeExchange && response.exchange.upgraded) {
+      this.#startTunnel(ctx, response, response.exchange, socket, head, res);
       return;
     }
-    const exchange = response.exchange;
-    if (exchange instanceof UpgradeExchange && exchange.upgraded) {
-      this.#startTunnel(ctx, response, exchange, socket, head, res);
-      return;
-    }
-    res.writeHead(response.status, response.headers);
-    exchange.attach(res);
+    this.#writeResponse(ctx, route, response);
   }
 
   #startTunnel(
