@@ -22,8 +22,8 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { summarizeProfile, formatSummary } from './profile-summary.mjs';
+import { availablePlugins, binFlags, MAIN_PIPELINE, NOOP_PLUGIN, ROOT, switchyardToml } from './switchyard-config.mjs';
 
-const ROOT = new URL('..', import.meta.url).pathname;
 const BENCH = join(ROOT, 'bench');
 const CLI = join(ROOT, 'dist/src/cli.js');
 
@@ -345,53 +345,11 @@ async function startBackends(dir) {
 
 // ---------------------------------------------------------------- targets
 
-function switchyardToml(port, backends, pipeline) {
-  const plugins = {
-    headers: `plugin = "headers"\nrequest.set = { "X-Bench" = "1" }\nresponse.set = { "X-Served-By" = "switchyard" }`,
-    retry: `plugin = "retry"`,
-    'rate-limit': `plugin = "rate-limit"\nrate = 1000000000\nburst = 1000000000`,
-    'sticky-session': `plugin = "sticky-session"`,
-    'circuit-breaker': `plugin = "circuit-breaker"`,
-    // A third-party layer that only calls next(): what one pipeline layer costs by itself.
-    noop: `plugin = "./noop-plugin.mjs"`,
-  };
-  return `[server]
-listen = "127.0.0.1:${port}"
-
-[pools.web]
-strategy = "round-robin"
-backends = [
-${backends.urls.map((u) => `  { url = "${u}" },`).join('\n')}
-]
-${pipeline.map((p) => `\n[[pipeline]]\n${plugins[p]}\n`).join('')}`;
-}
-
-const NOOP_PLUGIN = `export default {
-  name: 'noop',
-  kind: 'middleware',
-  schema: { type: 'object', additionalProperties: false, properties: {} },
-  create() {
-    return { handle: (ctx, next) => next() };
-  },
-};
-`;
-
-const availablePlugins = ['headers', 'retry', 'rate-limit', 'sticky-session', 'circuit-breaker'].filter(
-  (p) => existsSync(join(ROOT, 'plugins', `${p}.ts`)) && existsSync(join(ROOT, 'dist/plugins', `${p}.js`)),
-);
-const MAIN_PIPELINE = ['headers', 'retry'].filter((p) => availablePlugins.includes(p));
-
 /**
  * How a build is started as users start it: through its bin/lb (the `lb`
  * command npm installs; a sh script that execs node with its flags on
  * dist/src/cli.js), or `node cli.js` for a build that has none.
  */
-/** The flags a bin/lb passes by default (its `${LB_NODE_FLAGS-…}` fallback). */
-function binFlags(bin) {
-  const m = /\$\{LB_NODE_FLAGS-([^}]*)\}/.exec(readFileSync(bin, 'utf8'));
-  return m ? m[1].split(/\s+/).filter(Boolean) : [];
-}
-
 function switchyardCommand(cli) {
   const bin = join(cli, '../../../bin/lb');
   return existsSync(bin) ? [bin, []] : [process.execPath, [cli]];
@@ -408,7 +366,7 @@ function switchyardTarget(name, pipeline, note, cli = CLI) {
     async start(ctx, port, { nodeFlags = [] } = {}) {
       writeFileSync(join(ctx.dir, 'noop-plugin.mjs'), NOOP_PLUGIN);
       const file = join(ctx.dir, `${name}.toml`);
-      writeFileSync(file, switchyardToml(port, ctx.backends, pipeline));
+      writeFileSync(file, switchyardToml(port, ctx.backends.urls, pipeline));
       const log = join(ctx.dir, `${name}.log`);
       const [command, prefix] = switchyardCommand(cli);
       // Extra node flags (--cpu-prof) reach node through LB_NODE_FLAGS, after the bin's own.
