@@ -12,7 +12,7 @@
 //   npm run build && node bench/instructions.mjs                 # undici-minimal vs switchyard
 //   node bench/instructions.mjs --plugin-cost                    # Switchyard with each plugin alone
 //   node bench/instructions.mjs --targets sy-none,sy-headers --warmup 30000 --requests 5000 --windows 4
-//   LB_NODE_FLAGS= node bench/instructions.mjs --targets switchyard   # without bin/lb's node flags
+//   LB_NODE_FLAGS=--max-semi-space-size=4 node bench/instructions.mjs --targets switchyard   # with node flags, as bin/lb takes them
 //
 // Each target runs under `valgrind --tool=callgrind --instr-atstart=no`: it
 // serves --warmup requests uninstrumented (the JIT settles), then --windows
@@ -103,9 +103,8 @@ function commandFor(name, port, backendUrls) {
   const file = join(dir, `${name}.toml`);
   writeFileSync(join(dir, 'noop-plugin.mjs'), NOOP_PLUGIN);
   writeFileSync(file, switchyardToml(port, backendUrls, pipeline));
-  // node with bin/lb's own flags (or LB_NODE_FLAGS, as bin/lb takes them),
-  // started directly so that valgrind follows one process.
-  const flags = process.env.LB_NODE_FLAGS === undefined ? binFlags(BIN) : process.env.LB_NODE_FLAGS.split(/\s+/).filter(Boolean);
+  // node with the flags bin/lb would give it, started directly so that valgrind follows one process.
+  const flags = binFlags(BIN);
   return {
     argv: ['node', ...flags, CLI, 'run', '--no-watch', '--log-level', 'warn', '-c', file],
     note: `node ${flags.join(' ')} cli.js, round-robin${pipeline.map((p) => ` + ${p}`).join('')}`,

@@ -347,8 +347,8 @@ async function startBackends(dir) {
 
 /**
  * How a build is started as users start it: through its bin/lb (the `lb`
- * command npm installs; a sh script that execs node with its flags on
- * dist/src/cli.js), or `node cli.js` for a build that has none.
+ * command npm installs; a sh script that execs node on dist/src/cli.js with
+ * LB_NODE_FLAGS), or `node cli.js` for a build that has none.
  */
 function switchyardCommand(cli) {
   const bin = join(cli, '../../../bin/lb');

@@ -47,8 +47,13 @@ export const availablePlugins = ['headers', 'retry', 'rate-limit', 'sticky-sessi
 /** The common real pipeline issue 7 sets the targets for: round-robin + headers + retry. */
 export const MAIN_PIPELINE = ['headers', 'retry'].filter((p) => availablePlugins.includes(p));
 
-/** The node flags a bin/lb passes by default (its `${LB_NODE_FLAGS-…}` fallback). */
+/**
+ * The node flags a bin/lb runs node with: LB_NODE_FLAGS when this harness
+ * was given it, else the bin's own default (its `${LB_NODE_FLAGS-…}`
+ * fallback: none today; older builds compared with --alt had some).
+ */
 export function binFlags(bin) {
+  if (process.env.LB_NODE_FLAGS !== undefined) return process.env.LB_NODE_FLAGS.split(/\s+/).filter(Boolean);
   const m = /\$\{LB_NODE_FLAGS-([^}]*)\}/.exec(readFileSync(bin, 'utf8'));
   return m ? m[1].split(/\s+/).filter(Boolean) : [];
 }

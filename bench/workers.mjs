@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 const ROOT = new URL('..', import.meta.url).pathname;
-// The lb command as users run it (bin/lb: node with its memory flags, which workers inherit).
+// The lb command as users run it (bin/lb; LB_NODE_FLAGS, if set, reaches node and its workers).
 const BIN = join(ROOT, 'bin/lb');
 const { values: opts } = parseArgs({
   options: {
