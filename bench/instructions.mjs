@@ -107,7 +107,7 @@ function commandFor(name, port, backendUrls) {
   const flags = binFlags(BIN);
   return {
     argv: ['node', ...flags, CLI, 'run', '--no-watch', '--log-level', 'warn', '-c', file],
-    note: `node ${flags.join(' ')} cli.js, round-robin${pipeline.map((p) => ` + ${p}`).join('')}`,
+    note: `node ${flags.length ? `${flags.join(' ')} ` : ''}cli.js, round-robin${pipeline.map((p) => ` + ${p}`).join('')}`,
   };
 }
 

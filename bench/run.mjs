@@ -686,19 +686,24 @@ function table(scenario, targets, results) {
   for (const t of targets) s[t.name] = summarize(results[t.name]);
   const nginx = s.nginx?.rps;
   const minimal = s['undici-minimal'];
+  const minimalRounds = results['undici-minimal'];
+  // Each round's ratio to the minimal proxy measured in that same round: a
+  // drift of the machine's speed between rounds then cancels out.
+  const paired = (name) =>
+    minimalRounds ? median(results[name].map((r, i) => r.rps / (minimalRounds[i]?.rps ?? NaN))) : NaN;
   const big = scenario.path === '/1m';
   const lines = [
     `### ${scenario.label}`,
     '',
-    `| target | req/s | ${big ? 'MB/s | ' : ''}spread | p50 ms | p99 ms | RSS MB | proxy CPU % | × nginx | × undici-minimal | p99 × minimal | errors | noise % |${scenario.idle ? ' idle open |' : ''}`,
-    `|---|---:|${big ? '---:|' : ''}---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|${scenario.idle ? '---:|' : ''}`,
+    `| target | req/s | ${big ? 'MB/s | ' : ''}spread | p50 ms | p99 ms | RSS MB | proxy CPU % | × nginx | × undici-minimal | × minimal, per round | p99 × minimal | errors | noise % |${scenario.idle ? ' idle open |' : ''}`,
+    `|---|---:|${big ? '---:|' : ''}---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|${scenario.idle ? '---:|' : ''}`,
   ];
   for (const t of targets) {
     const r = s[t.name];
     lines.push(
       `| ${t.name} | ${fmtInt(r.rps)} | ${big ? `${fmtInt(r.bytesPerSec / 1024 ** 2)} | ` : ''}±${fmt((r.spread * 100) / 2, 1)}% | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.rssMb, 0)} | ${fmt(r.proxyCpu, 0)} | ${
         nginx ? fmt(r.rps / nginx) : '–'
-      } | ${minimal ? fmt(r.rps / minimal.rps) : '–'} | ${minimal ? fmt(r.p99 / minimal.p99) : '–'} | ${r.errors} | ${fmt(r.noise, 0)} |${
+      } | ${minimal ? fmt(r.rps / minimal.rps) : '–'} | ${fmt(paired(t.name))} | ${minimal ? fmt(r.p99 / minimal.p99) : '–'} | ${r.errors} | ${fmt(r.noise, 0)} |${
         scenario.idle ? ` ${Number.isFinite(r.idleOpen) ? r.idleOpen : '–'} |` : ''
       }`,
     );
@@ -706,7 +711,7 @@ function table(scenario, targets, results) {
   const noisy = targets.filter((t) => s[t.name].noise > MAX_NOISE).map((t) => `${t.name} (${fmt(s[t.name].noise, 0)}%)`);
   lines.push('');
   lines.push(
-    `Medians of ${ROUNDS} interleaved rounds (order rotated each round) of ${DURATION} s (after ${WARMUP} s warmup each); spread = half the max–min range of req/s; RSS = max VmRSS at the end of a round; proxy CPU = the proxy's share of its core; noise = the most CPU other processes on this shared machine took from either core in any round of that target; req/s counts only 2xx/3xx answers, errors = non-2xx answers + socket errors over all rounds.` +
+    `Medians of ${ROUNDS} interleaved rounds (order rotated each round) of ${DURATION} s (after ${WARMUP} s warmup each); × minimal, per round = the median of each round's ratio to undici-minimal in the same round (robust to drift between rounds); spread = half the max–min range of req/s; RSS = max VmRSS at the end of a round; proxy CPU = the proxy's share of its core; noise = the most CPU other processes on this shared machine took from either core in any round of that target; req/s counts only 2xx/3xx answers, errors = non-2xx answers + socket errors over all rounds.` +
       (noisy.length ? ` Rounds where other processes still took > ${MAX_NOISE}% of a core after retries: ${noisy.join(', ')}.` : ''),
   );
   return { text: lines.join('\n'), summary: s };
