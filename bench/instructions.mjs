@@ -24,12 +24,12 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { availablePlugins, binFlags, MAIN_PIPELINE, NOOP_PLUGIN, ROOT, switchyardToml } from './switchyard-config.mjs';
+import { freePort } from './free-port.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -69,17 +69,6 @@ for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130)
 
 const dir = mkdtempSync(join(os.tmpdir(), 'sy-instr-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function startBackends() {
   const servers = [];

@@ -17,12 +17,12 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, closeSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { summarizeProfile, formatSummary } from './profile-summary.mjs';
 import { availablePlugins, binFlags, MAIN_PIPELINE, NOOP_PLUGIN, ROOT, switchyardToml } from './switchyard-config.mjs';
+import { freePort } from './free-port.mjs';
 
 const BENCH = join(ROOT, 'bench');
 const CLI = join(ROOT, 'dist/src/cli.js');
@@ -189,17 +189,6 @@ function run(cmd, args, cpu) {
 // ---------------------------------------------------------------- helpers
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function get(port, path = '/') {
   return new Promise((resolve) => {
