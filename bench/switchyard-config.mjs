@@ -27,10 +27,11 @@ export const NOOP_PLUGIN = `export default {
 };
 `;
 
-export function switchyardToml(port, backendUrls, pipeline) {
+/** `workers` and `adminPort`, when given, add `server.workers` and an `[admin]` listener (bench/workers.mjs). */
+export function switchyardToml(port, backendUrls, pipeline, { workers, adminPort } = {}) {
   return `[server]
 listen = "127.0.0.1:${port}"
-
+${workers === undefined ? '' : `workers = ${workers}\n`}${adminPort === undefined ? '' : `\n[admin]\nlisten = "127.0.0.1:${adminPort}"\n`}
 [pools.web]
 strategy = "round-robin"
 backends = [

@@ -21,8 +21,8 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from './free-port.mjs';
+import { MAIN_PIPELINE, ROOT, switchyardToml } from './switchyard-config.mjs';
 
-const ROOT = new URL('..', import.meta.url).pathname;
 // The lb command as users run it (bin/lb; LB_NODE_FLAGS, if set, reaches node and its workers).
 const BIN = join(ROOT, 'bin/lb');
 const { values: opts } = parseArgs({
@@ -147,25 +147,12 @@ async function startTarget(target) {
   const file = join(dir, `lb-${target.workers}-${Object.keys(target.env).length}.toml`);
   writeFileSync(
     file,
-    `[server]
-listen = "127.0.0.1:${port}"
-workers = ${target.workers}
-
-[admin]
-listen = "127.0.0.1:${admin}"
-
-[pools.web]
-strategy = "round-robin"
-backends = [${ports.map((p) => `{ url = "http://127.0.0.1:${p}" }`).join(', ')}]
-
-[[pipeline]]
-plugin = "headers"
-request.set = { "X-Bench" = "1" }
-response.set = { "X-Served-By" = "switchyard" }
-
-[[pipeline]]
-plugin = "retry"
-`,
+    switchyardToml(
+      port,
+      ports.map((p) => `http://127.0.0.1:${p}`),
+      MAIN_PIPELINE,
+      { workers: target.workers, adminPort: admin },
+    ),
   );
   const child = start(BIN, ['run', '--no-watch', '--log-level', 'warn', '-c', file], target.env);
   await waitReady(port, target.name, child);
