@@ -3,7 +3,7 @@
  * pooled connections. Keyed by URL in the BackendRegistry, so it outlives
  * configuration generations (a reload that keeps the URL keeps all of this).
  */
-import { Pool } from 'undici';
+import { Pool } from '../proxy/undici-parts.js';
 import type { HealthTarget } from '../plugin/types.js';
 
 export type BackendState = 'up' | 'down' | 'unknown';

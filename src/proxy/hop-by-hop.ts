@@ -4,9 +4,7 @@
  * Connection header nominates. `expect` is also ours: Node answers
  * `100-continue` to the client itself, and undici refuses to send it.
  */
-import { util } from 'undici';
-
-const { headerNameToString } = util;
+import { headerNameToString } from './undici-parts.js';
 
 const HOP_BY_HOP = new Set([
   'connection',

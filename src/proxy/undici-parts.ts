@@ -1,0 +1,22 @@
+/**
+ * The two pieces of undici the proxy uses — its connection Pool and the
+ * header-name interning of its parser — loaded on their own. The package's
+ * index loads all of undici (fetch, WebSocket, caches, EventSource, mocks…):
+ * about 9 MB more RSS for every process, none of it used here.
+ *
+ * undici has no `exports` map, so these paths are public to Node, but they
+ * are not undici's documented API: test/unit/undici-parts.test.ts checks
+ * they are the very objects the index exports, so an undici upgrade that
+ * moves them fails the tests instead of the proxy.
+ */
+import { createRequire } from 'node:module';
+import type { Pool as UndiciPool } from 'undici';
+
+const require = createRequire(import.meta.url);
+
+export const Pool = require('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
+export type Pool = UndiciPool;
+
+/** A raw header name → its lower-case string, interned for the common ones (undici's `util.headerNameToString`). */
+export const headerNameToString = (require('undici/lib/core/util.js') as { headerNameToString: (value: Buffer | string) => string })
+  .headerNameToString;
