@@ -37,7 +37,6 @@ import {
   type PluginApi,
   type RequestContext,
 } from '../src/index.js';
-import { RedisBucketStore } from './rate-limit/redis-store.js';
 
 export interface RateLimitConfig {
   readonly rate: number;
@@ -255,9 +254,13 @@ export const schema = {
   then: { required: ['redis_url'] },
 };
 
-/** The store a configuration asks for. */
-export function createStore(config: RateLimitConfig, logger: Logger): RateLimitStore {
+/**
+ * The store a configuration asks for. The Redis one is imported only when
+ * asked for: its client library adds ~20 MB to a process that loads it.
+ */
+export async function createStore(config: RateLimitConfig, logger: Logger): Promise<RateLimitStore> {
   if (config.store === 'redis') {
+    const { RedisBucketStore } = await import('./rate-limit/redis-store.js');
     return new RedisBucketStore({
       url: config.redis_url!,
       rate: config.rate,
@@ -303,10 +306,10 @@ export default definePlugin({
   kind: 'middleware',
   description: 'Token-bucket rate limiting per client IP, header or cookie.',
   schema,
-  create(config: RateLimitConfig, api: PluginApi): MiddlewareInstance {
+  async create(config: RateLimitConfig, api: PluginApi): Promise<MiddlewareInstance> {
     const keyOf = keyFunction(config.key);
     // The previous generation's store, handed over because this table did not change.
-    const shared = api.inherited instanceof SharedStore ? api.inherited : new SharedStore(createStore(config, api.logger));
+    const shared = api.inherited instanceof SharedStore ? api.inherited : new SharedStore(await createStore(config, api.logger));
     shared.users++;
     const store = shared.store;
     const clock = api.clock;

@@ -30,11 +30,6 @@ const STATIC: ReadonlyMap<string, StaticAsset> = new Map([
 /** The dashboard loads only its own files and talks only to this listener. */
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/** Same address? Compared as configured, so "127.0.0.1:0" stays bound to the port it got. */
-export function sameListen(a: ListenAddress | undefined, b: ListenAddress | undefined): boolean {
-  return a?.host === b?.host && a?.port === b?.port;
-}
-
 export class AdminServer {
   readonly metrics: AdminMetrics;
   #server: http.Server | undefined;

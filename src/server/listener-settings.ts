@@ -6,8 +6,13 @@
  */
 import { readFileSync } from 'node:fs';
 import type https from 'node:https';
-import type { ServerConfig } from '../config/types.js';
+import type { ListenAddress, ServerConfig } from '../config/types.js';
 import type { TrafficServer } from './traffic-server.js';
+
+/** Same address? Compared as configured, so "127.0.0.1:0" stays bound to the port it got. */
+export function sameListen(a: ListenAddress | undefined, b: ListenAddress | undefined): boolean {
+  return a?.host === b?.host && a?.port === b?.port;
+}
 
 export function listenerNeedsRebind(before: ServerConfig, after: ServerConfig): boolean {
   return (

@@ -18,9 +18,9 @@ import { createForwarder } from '../proxy/forward.js';
 import { Generation, type GenerationDeps } from './generation.js';
 import { TrafficServer } from './traffic-server.js';
 import { ReloadHistory, locatePluginFailure } from './reload-history.js';
-import { applyListenerSettings, listenerNeedsRebind } from './listener-settings.js';
+import { applyListenerSettings, listenerNeedsRebind, sameListen } from './listener-settings.js';
 import { HealthScheduler } from '../health/health-scheduler.js';
-import { AdminServer, sameListen } from '../admin/admin-server.js';
+import type { AdminServer } from '../admin/admin-server.js';
 import type { AdminSource } from '../admin/admin-source.js';
 
 export type RootLogger = Logger & { child(bindings: object): RootLogger };
@@ -236,7 +236,13 @@ export class Switchyard {
         await admin?.close();
         return;
       }
-      this.#admin ??= new AdminServer(this.#adminSource(this), this.logger);
+      if (this.#admin === undefined) {
+        // Loaded on first use: the metrics library and the dashboard cost ~10 MB
+        // of memory, which a process without an admin listener (a worker) never needs.
+        const { AdminServer } = await import('../admin/admin-server.js');
+        if (this.#closing) return;
+        this.#admin ??= new AdminServer(this.#adminSource(this), this.logger);
+      }
       if (sameListen(this.#admin.listenConfig, wanted)) return;
       const address = await this.#admin.bind(wanted);
       this.logger.info({ admin: `${address.address}:${address.port}` }, `admin API on http://${address.address}:${address.port}/`);
