@@ -142,6 +142,32 @@ test('a Kubernetes ConfigMap update (the ..data symlink swapped, lb.toml untouch
   await rm(join(dir, '..2026_01'), { recursive: true });
 });
 
+test('lb.toml as a symlink to a sibling file: an atomic save of that file reloads', async (t) => {
+  // lb.toml -> lb.production.toml, edited by an editor that writes a temp file and renames it over the target.
+  const dir = await mkdtemp(join(tmpdir(), 'lb-symlinked-'));
+  const a = [await startBackend('a1'), await startBackend('a2')];
+  const b = [await startBackend('b1'), await startBackend('b2')];
+  let lb: LbProcess | undefined;
+  t.after(async () => {
+    await lb?.stop();
+    await Promise.all([...a, ...b].map((x) => x.close()));
+    await rm(dir, { recursive: true, force: true });
+  });
+  await writeFile(join(dir, 'lb.production.toml'), poolToml(a));
+  await symlink('lb.production.toml', join(dir, 'lb.toml'));
+  lb = await startLb(join(dir, 'lb.toml'));
+  await untilServedBy(lb.url, ['a1', 'a2'], 2000);
+
+  // Twice: the second save must be seen too, after the first replaced the file that was watched.
+  for (const [generation, backends] of [[2, b], [3, a]] as const) {
+    await writeFile(join(dir, '.lb.production.toml.swp'), poolToml(backends));
+    await rename(join(dir, '.lb.production.toml.swp'), join(dir, 'lb.production.toml'));
+    await untilServedBy(lb.url, backends.map((x) => x.name), 3000);
+    const line = await lb.waitForLog((l) => LIVE.test(l.msg) && l.generation === generation, 2000);
+    assert.equal(line.generation, generation);
+  }
+});
+
 test('broken TOML: logged with file:line:col, old config keeps serving, the process lives; the fix applies', async (t) => {
   const { file, b, lb } = await setUp(t);
   const from = lb.logs.length;
