@@ -51,7 +51,8 @@ export const MAIN_PIPELINE = ['headers', 'retry'].filter((p) => availablePlugins
 /**
  * The node flags a bin/lb runs node with: LB_NODE_FLAGS when this harness
  * was given it, else the bin's own default (its `${LB_NODE_FLAGS-…}`
- * fallback: none today; older builds compared with --alt had some).
+ * fallback: --max-semi-space-size=8 today; other builds compared with
+ * --alt may have other flags or none).
  */
 export function binFlags(bin) {
   if (process.env.LB_NODE_FLAGS !== undefined) return process.env.LB_NODE_FLAGS.split(/\s+/).filter(Boolean);

@@ -1,6 +1,7 @@
 /**
  * bin/lb, the command npm installs as `lb`: it execs node (same process, so
- * signals and exit codes are node's own), with LB_NODE_FLAGS when set.
+ * signals and exit codes are node's own) with --max-semi-space-size=8, or
+ * with LB_NODE_FLAGS instead when that is set (empty: no flags).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,7 +19,7 @@ function nodeFlags(pid: number): string[] {
 }
 
 describe('bin/lb', () => {
-  it('runs lb in the same process, with no node flags of its own, and serves', async () => {
+  it('runs lb in the same process, with its default node flag, and serves', async () => {
     const backend = await startBackend('b');
     const dir = await mkdtemp(join(tmpdir(), 'lb-bin-'));
     const file = join(dir, 'lb.toml');
@@ -27,7 +28,7 @@ describe('bin/lb', () => {
     try {
       const argv0 = readFileSync(`/proc/${lb.child.pid}/cmdline`, 'latin1').split('\0')[0]!;
       assert.match(argv0, /node$/, 'exec: the pid we spawned is node itself, not sh');
-      assert.deepEqual(nodeFlags(lb.child.pid!), []);
+      assert.deepEqual(nodeFlags(lb.child.pid!), ['--max-semi-space-size=8']);
       const res = await fetch(lb.url);
       assert.equal(res.status, 200);
       assert.equal(await res.text(), 'b');
@@ -39,7 +40,7 @@ describe('bin/lb', () => {
     assert.equal(lb.child.exitCode, 0, 'SIGTERM reached node: a graceful exit');
   });
 
-  it('LB_NODE_FLAGS passes node flags', async () => {
+  it('LB_NODE_FLAGS replaces the default flag; set but empty, it means none', async () => {
     const backend = await startBackend('b');
     const dir = await mkdtemp(join(tmpdir(), 'lb-bin-'));
     const file = join(dir, 'lb.toml');
