@@ -12,7 +12,8 @@ console.log(`demo backends listening on ${backends.map((b) => `127.0.0.1:${b.por
 
 const bin = fileURLToPath(new URL('../../bin/lb', import.meta.url));
 const config = fileURLToPath(new URL('../../lb.toml', import.meta.url));
-const lb = spawn(bin, ['run', '-c', config, ...process.argv.slice(2)], { stdio: 'inherit' });
+// Through sh, so a copy of the tree that lost the file's exec bit still starts.
+const lb = spawn('sh', [bin, 'run', '-c', config, ...process.argv.slice(2)], { stdio: 'inherit' });
 console.log('Switchyard starting on http://127.0.0.1:8080 (admin http://127.0.0.1:9090) — try: curl localhost:8080');
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
