@@ -237,8 +237,8 @@ export class Switchyard {
         return;
       }
       if (this.#admin === undefined) {
-        // Loaded on first use: the metrics library and the dashboard cost ~10 MB
-        // of memory, which a process without an admin listener (a worker) never needs.
+        // Loaded on first use: a process without an admin listener (every
+        // cluster worker) never needs the metrics library or the dashboard.
         const { AdminServer } = await import('../admin/admin-server.js');
         if (this.#closing) return;
         this.#admin ??= new AdminServer(this.#adminSource(this), this.logger);
