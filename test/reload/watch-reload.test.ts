@@ -37,18 +37,26 @@ interface Fixture {
   lb: LbProcess;
 }
 
-async function setUp(t: { after(fn: () => Promise<void>): void }, args: string[] = []): Promise<Fixture> {
+/** Writes the first configuration (`toml`) into `dir`; returns the path `lb run -c` is given. */
+type Layout = (dir: string, toml: string) => Promise<string>;
+
+async function plainFile(dir: string, toml: string): Promise<string> {
+  const file = join(dir, 'lb.toml');
+  await writeFile(file, toml);
+  return file;
+}
+
+async function setUp(t: { after(fn: () => Promise<void>): void }, args: string[] = [], layout: Layout = plainFile): Promise<Fixture> {
   const dir = await mkdtemp(join(tmpdir(), 'lb-reload-'));
   const a = [await startBackend('a1'), await startBackend('a2')];
   const b = [await startBackend('b1'), await startBackend('b2')];
-  const file = join(dir, 'lb.toml');
-  await writeFile(file, poolToml(a));
   let lb: LbProcess | undefined;
   t.after(async () => {
     await lb?.stop();
     await Promise.all([...a, ...b].map((x) => x.close()));
     await rm(dir, { recursive: true, force: true });
   });
+  const file = await layout(dir, poolToml(a));
   lb = await startLb(file, args);
   return { dir, file, a, b, lb };
 }
@@ -114,20 +122,13 @@ test('write-temp-then-rename and `sed -i` saves both reload; an identical save d
 test('a Kubernetes ConfigMap update (the ..data symlink swapped, lb.toml untouched) reloads', async (t) => {
   // The kubelet's layout: lb.toml -> ..data/lb.toml, ..data -> a timestamped
   // folder; an update writes a new folder and renames a new ..data over the old.
-  const dir = await mkdtemp(join(tmpdir(), 'lb-configmap-'));
-  const a = [await startBackend('a1'), await startBackend('a2')];
-  const b = [await startBackend('b1'), await startBackend('b2')];
-  let lb: LbProcess | undefined;
-  t.after(async () => {
-    await lb?.stop();
-    await Promise.all([...a, ...b].map((x) => x.close()));
-    await rm(dir, { recursive: true, force: true });
+  const { dir, b, lb } = await setUp(t, [], async (dir, toml) => {
+    await mkdir(join(dir, '..2026_01'));
+    await writeFile(join(dir, '..2026_01', 'lb.toml'), toml);
+    await symlink('..2026_01', join(dir, '..data'));
+    await symlink(join('..data', 'lb.toml'), join(dir, 'lb.toml'));
+    return join(dir, 'lb.toml');
   });
-  await mkdir(join(dir, '..2026_01'));
-  await writeFile(join(dir, '..2026_01', 'lb.toml'), poolToml(a));
-  await symlink('..2026_01', join(dir, '..data'));
-  await symlink(join('..data', 'lb.toml'), join(dir, 'lb.toml'));
-  lb = await startLb(join(dir, 'lb.toml'));
   await untilServedBy(lb.url, ['a1', 'a2'], 2000);
 
   await mkdir(join(dir, '..2026_02'));
@@ -144,18 +145,11 @@ test('a Kubernetes ConfigMap update (the ..data symlink swapped, lb.toml untouch
 
 test('lb.toml as a symlink to a sibling file: an atomic save of that file reloads', async (t) => {
   // lb.toml -> lb.production.toml, edited by an editor that writes a temp file and renames it over the target.
-  const dir = await mkdtemp(join(tmpdir(), 'lb-symlinked-'));
-  const a = [await startBackend('a1'), await startBackend('a2')];
-  const b = [await startBackend('b1'), await startBackend('b2')];
-  let lb: LbProcess | undefined;
-  t.after(async () => {
-    await lb?.stop();
-    await Promise.all([...a, ...b].map((x) => x.close()));
-    await rm(dir, { recursive: true, force: true });
+  const { dir, a, b, lb } = await setUp(t, [], async (dir, toml) => {
+    await writeFile(join(dir, 'lb.production.toml'), toml);
+    await symlink('lb.production.toml', join(dir, 'lb.toml'));
+    return join(dir, 'lb.toml');
   });
-  await writeFile(join(dir, 'lb.production.toml'), poolToml(a));
-  await symlink('lb.production.toml', join(dir, 'lb.toml'));
-  lb = await startLb(join(dir, 'lb.toml'));
   await untilServedBy(lb.url, ['a1', 'a2'], 2000);
 
   // Twice: the second save must be seen too, after the first replaced the file that was watched.
