@@ -12,10 +12,11 @@ import { join } from 'node:path';
 import { startBackend } from '../helpers/backends.js';
 import { startLb } from '../helpers/lb-process.js';
 
-/** The node flags of a running process, from /proc (Linux). */
+/** The node flags of a running node process, from /proc (Linux). */
 function nodeFlags(pid: number): string[] {
   const argv = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
-  return argv.slice(1, argv.findIndex((a) => a.endsWith('cli.js')));
+  // Up to the script: cli.js for lb, worker-main.js for a worker.
+  return argv.slice(1, argv.findIndex((a) => a.endsWith('.js')));
 }
 
 describe('bin/lb', () => {
@@ -58,6 +59,27 @@ describe('bin/lb', () => {
         }
       }
     } finally {
+      await backend.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('workers run with the same node flags as the primary', async () => {
+    const backend = await startBackend('b');
+    const dir = await mkdtemp(join(tmpdir(), 'lb-bin-'));
+    const file = join(dir, 'lb.toml');
+    await writeFile(file, `[server]\nlisten = "127.0.0.1:0"\nworkers = 2\n[pools.web]\nbackends = [{ url = "${backend.url}" }]\n`);
+    const lb = await startLb(file, ['--no-watch'], { viaBin: true });
+    try {
+      const res = await fetch(lb.url);
+      assert.equal(res.status, 200);
+      await res.text();
+      // The primary logs its workers' pids once all of them serve.
+      const workers = lb.logs.find((l) => Array.isArray(l.pids))?.pids as number[] | undefined;
+      assert.equal(workers?.length, 2, 'two worker processes');
+      for (const pid of workers!) assert.deepEqual(nodeFlags(pid), ['--max-semi-space-size=8'], `worker ${pid}`);
+    } finally {
+      await lb.stop();
       await backend.close();
       await rm(dir, { recursive: true, force: true });
     }
