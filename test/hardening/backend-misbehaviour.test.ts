@@ -177,3 +177,73 @@ async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/**
+ * A plugin may still be working after `await next()` (logging somewhere,
+ * a lookup) when the backend breaks off. Nothing has been written to the
+ * client yet, so the honest answer is a 502, not a 200 head followed by a
+ * cut connection. The plugin here makes that timing certain: it holds the
+ * response until the backend has reset and the proxy has seen it.
+ */
+describe('backend breaks off while a plugin still holds the response head', () => {
+  const HOLDING_PLUGIN = `
+    export default {
+      name: 'hold-head',
+      kind: 'middleware',
+      create() {
+        return {
+          async handle(ctx, next) {
+            await next();
+            const exchange = ctx.response?.exchange;
+            if (exchange === undefined) return;
+            globalThis.__lbHeadIn();
+            const deadline = Date.now() + 3000;
+            while (exchange.failure === undefined && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+          },
+        };
+      },
+    };
+  `;
+  let raw: Awaited<ReturnType<typeof startRawBackend>>;
+  let lb: RunningSwitchyard;
+  let headIn: Promise<void>;
+  const global = globalThis as Record<string, unknown>;
+
+  before(async () => {
+    headIn = new Promise<void>((resolve) => (global.__lbHeadIn = resolve));
+    raw = await startRawBackend(async (socket) => {
+      await readRequestHead(socket);
+      socket.resume();
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n${'x'.repeat(10)}`);
+      await headIn;
+      socket.resetAndDestroy();
+    });
+    lb = await startSwitchyard({
+      captureLogs: true,
+      files: { 'hold-head.mjs': HOLDING_PLUGIN },
+      toml: `
+        [server]
+        listen = "127.0.0.1:0"
+        [pools.raw]
+        passive_failures = 0
+        backends = [{ url = "${raw.url}" }]
+        [[pipeline]]
+        plugin = "./hold-head.mjs"
+      `,
+    });
+  });
+  after(async () => {
+    await lb?.close();
+    await raw?.close();
+    delete global.__lbHeadIn;
+  });
+
+  it('the client gets a 502, and it is logged', async () => {
+    const logged = lb.logs.length;
+    const result = await sendRaw(lb.port, 'GET /breaks HTTP/1.1\r\nHost: a\r\n\r\n', { responses: 1, timeoutMs: 3000 });
+    assert.equal(result.responses[0]?.status, 502, result.text);
+    assert.match(result.responses[0]!.body, /^502 /);
+    assert.doesNotMatch(result.text, /xxxxxxxxxx/, 'none of the broken body reached the client');
+    assert.ok(lb.logs.slice(logged).some((l) => l.level === 40 && l.code !== undefined), 'a warning was logged');
+  });
+});
