@@ -59,46 +59,41 @@ describe('backend connections that break', () => {
     return { backend, lb };
   }
 
-  /** Two requests at once, held until both are in: the pool then keeps two idle keep-alive sockets. */
-  async function warmTwoSockets(lb: RunningSwitchyard): Promise<void> {
+  /**
+   * A proxy whose pool holds two idle keep-alive sockets to a backend that
+   * then closes each of them as the next request arrives on it (its idle
+   * timeout firing at that very moment). `old` holds their connection numbers.
+   */
+  async function startWithTwoStaleSockets() {
+    const old = new Set<number>();
+    let dropOld = false;
+    let warmArrived = 0;
+    let bothWarmIn!: () => void;
+    const bothIn = new Promise<void>((resolve) => (bothWarmIn = resolve));
+    const { backend, lb } = await start(async (socket, connection, line) => {
+      if (dropOld && old.has(connection)) {
+        socket.destroy();
+        return;
+      }
+      if (line.startsWith('GET /warm')) {
+        // Held until both are in, so the two warm-ups take two connections.
+        old.add(connection);
+        if (++warmArrived === 2) bothWarmIn();
+        await bothIn;
+      }
+      socket.write(OK);
+    });
     const warm = await Promise.all([
       sendRaw(lb.port, 'GET /warm-1 HTTP/1.1\r\nHost: a\r\n\r\n', { responses: 1 }),
       sendRaw(lb.port, 'GET /warm-2 HTTP/1.1\r\nHost: a\r\n\r\n', { responses: 1 }),
     ]);
     assert.deepEqual(warm.map((r) => r.responses[0]?.status), [200, 200]);
-  }
-
-  /** The backend holds each warm-up request until both are in, so they take two connections. */
-  function holdWarmUps() {
-    let arrived = 0;
-    let release!: () => void;
-    const both = new Promise<void>((resolve) => (release = resolve));
-    return {
-      /** Resolves once both warm-up requests have reached the backend. */
-      arrive(): Promise<void> {
-        if (++arrived === 2) release();
-        return both;
-      },
-    };
+    dropOld = true;
+    return { backend, lb, old };
   }
 
   it('a GET that meets stale sockets is sent again until a fresh connection answers it', async () => {
-    const warmUp = holdWarmUps();
-    const old = new Set<number>();
-    let dropOld = false;
-    const { backend, lb } = await start(async (socket, connection, line) => {
-      if (dropOld && old.has(connection)) {
-        socket.destroy(); // the backend's idle timeout, at the moment the request arrives
-        return;
-      }
-      if (line.startsWith('GET /warm')) {
-        old.add(connection);
-        await warmUp.arrive();
-      }
-      socket.write(OK);
-    });
-    await warmTwoSockets(lb);
-    dropOld = true;
+    const { backend, lb, old } = await startWithTwoStaleSockets();
     const result = await sendRaw(lb.port, 'GET /after HTTP/1.1\r\nHost: a\r\n\r\n', { responses: 1 });
     assert.equal(result.responses[0]?.status, 200, result.text);
     const after = backend.seen.filter((s) => s.line.startsWith('GET /after'));
@@ -107,22 +102,7 @@ describe('backend connections that break', () => {
   });
 
   it('a POST with a streamed body that meets a stale socket is not sent again: 502', async () => {
-    const warmUp = holdWarmUps();
-    const old = new Set<number>();
-    let dropOld = false;
-    const { backend, lb } = await start(async (socket, connection, line) => {
-      if (dropOld && old.has(connection)) {
-        socket.destroy();
-        return;
-      }
-      if (line.startsWith('GET /warm')) {
-        old.add(connection);
-        await warmUp.arrive();
-      }
-      socket.write(OK);
-    });
-    await warmTwoSockets(lb);
-    dropOld = true;
+    const { backend, lb } = await startWithTwoStaleSockets();
     const result = await sendRaw(lb.port, 'POST /order HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello', { responses: 1 });
     assert.equal(result.responses[0]?.status, 502, result.text);
     assert.equal(backend.seen.filter((s) => s.line.startsWith('POST')).length, 1, 'sent once');
