@@ -18,7 +18,13 @@
  * X-Forwarded-* request headers belong to the core (it writes them from the
  * connection and `trusted_proxies`); configuring them here is an error, as is
  * touching the headers that frame the message (Content-Length,
- * Transfer-Encoding and the hop-by-hop ones).
+ * Transfer-Encoding and the hop-by-hop ones) — in any spelling with `_` for `-`.
+ *
+ * CGI, WSGI, PHP and Rack backends read `_` in a header name as `-` (both
+ * `X-User` and `X_User` become `HTTP_X_USER`), so a request header this
+ * plugin removes or sets is also removed in every spelling with `_` for `-`:
+ * otherwise a client's `X_User` would reach such a backend as the `X-User`
+ * that was removed, or beside the one that was set.
  */
 import { definePlugin, type MiddlewareInstance, type Next, type RequestContext } from '../src/index.js';
 
@@ -47,8 +53,39 @@ export interface HeaderOps {
   readonly addNames: readonly string[];
   /** A string appends one line, an array appends each of its values. */
   readonly addValues: readonly (string | readonly string[])[];
+  /**
+   * Spellings with `_` for `-` of the request names removed or set, removed
+   * before anything else. Empty for responses.
+   */
+  readonly aliasNames: readonly string[];
+  /**
+   * Names (lower case, `-` only) with too many hyphens to list every spelling
+   * with `_`: the request's header names are scanned for those instead.
+   * Undefined when none.
+   */
+  readonly scannedAliases: ReadonlySet<string> | undefined;
   /** True when there is nothing to do. */
   readonly empty: boolean;
+}
+
+/**
+ * A name with n hyphens has 2^n − 1 spellings with `_`; past this many
+ * hyphens, looking each one up would cost more than scanning the request's
+ * header names once.
+ */
+export const MAX_LISTED_ALIAS_HYPHENS = 4;
+
+/** Every spelling of lower-case `name` with one or more of its `-` written `_` (none if it has no `-`). */
+export function underscoreSpellings(name: string): string[] {
+  const hyphens: number[] = [];
+  for (let i = 0; i < name.length; i++) if (name.charCodeAt(i) === 45) hyphens.push(i);
+  const out: string[] = [];
+  for (let mask = 1; mask < 2 ** hyphens.length; mask++) {
+    const chars = name.split('');
+    for (let bit = 0; bit < hyphens.length; bit++) if ((mask & (1 << bit)) !== 0) chars[hyphens[bit]!] = '_';
+    out.push(chars.join(''));
+  }
+  return out;
 }
 
 /** RFC 9110 token: what a header name may be made of. */
@@ -60,10 +97,10 @@ const VALUE_PATTERN = '^[^\\r\\n\\u0000]*$';
 const FRAMING = ['connection', 'content-length', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
 const FRAMING_SET = new Set(FRAMING);
 
-/** A case-insensitive regex source for a literal made of letters and '-' (JSON Schema patterns take no flags). */
+/** A regex source for a literal made of letters and '-', in any case and with '_' for any '-' (JSON Schema patterns take no flags). */
 function anyCase(literal: string): string {
   let out = '';
-  for (const c of literal) out += /[a-z]/.test(c) ? `[${c}${c.toUpperCase()}]` : c;
+  for (const c of literal) out += /[a-z]/.test(c) ? `[${c}${c.toUpperCase()}]` : c === '-' ? '[-_]' : c;
   return out;
 }
 
@@ -137,10 +174,11 @@ export const schema = {
 
 function checkName(direction: 'request' | 'response', op: string, name: string): string {
   const lower = name.toLowerCase();
-  if (FRAMING_SET.has(lower)) {
+  const folded = lower.replaceAll('_', '-');
+  if (FRAMING_SET.has(folded)) {
     throw new Error(`headers: ${direction}.${op} names "${name}", which the core manages (it frames the message or belongs to one connection); remove it from the headers plugin`);
   }
-  if (direction === 'request' && lower.startsWith('x-forwarded-')) {
+  if (direction === 'request' && folded.startsWith('x-forwarded-')) {
     throw new Error(`headers: ${direction}.${op} names "${name}"; the core writes X-Forwarded-* from the connection and server.trusted_proxies, so the headers plugin may not change them`);
   }
   return lower;
@@ -166,7 +204,25 @@ export function compileHeaderOps(config: Partial<HeaderOpsConfig> | undefined, d
     add.set(lower, merged.length === 1 ? merged[0]! : merged);
   }
   for (const value of add.values()) if (Array.isArray(value)) Object.freeze(value);
+  const aliasNames: string[] = [];
+  let scannedAliases: Set<string> | undefined;
+  if (direction === 'request') {
+    for (const name of [...removeNames, ...set.keys()]) {
+      const folded = name.replaceAll('_', '-');
+      const hyphens = folded.split('-').length - 1;
+      if (hyphens > MAX_LISTED_ALIAS_HYPHENS) {
+        (scannedAliases ??= new Set()).add(folded);
+        if (folded !== name && !aliasNames.includes(folded)) aliasNames.push(folded);
+        continue;
+      }
+      for (const alias of [folded, ...underscoreSpellings(folded)]) {
+        if (alias !== name && !aliasNames.includes(alias)) aliasNames.push(alias);
+      }
+    }
+  }
   return {
+    aliasNames,
+    scannedAliases,
     removeNames,
     setNames: [...set.keys()],
     setValues: [...set.values()],
@@ -182,7 +238,12 @@ export function compileHeaderOps(config: Partial<HeaderOpsConfig> | undefined, d
  * get mutated by later appends, the configuration must not.
  */
 export function applyHeaderOps(ops: HeaderOps, headers: HeaderMap): void {
-  const { removeNames, setNames, setValues, addNames, addValues } = ops;
+  const { aliasNames, removeNames, setNames, setValues, addNames, addValues } = ops;
+  for (let i = 0; i < aliasNames.length; i++) {
+    // Most requests carry none of these: a lookup each, a delete only when one is there.
+    if (headers[aliasNames[i]!] !== undefined) delete headers[aliasNames[i]!];
+  }
+  if (ops.scannedAliases !== undefined) removeScannedAliases(ops.scannedAliases, headers);
   for (let i = 0; i < removeNames.length; i++) delete headers[removeNames[i]!];
   for (let i = 0; i < setNames.length; i++) headers[setNames[i]!] = setValues[i]!;
   for (let i = 0; i < addNames.length; i++) {
@@ -198,6 +259,13 @@ export function applyHeaderOps(ops: HeaderOps, headers: HeaderMap): void {
     } else {
       for (let j = 0; j < value.length; j++) existing.push(value[j]!);
     }
+  }
+}
+
+/** Removes every header whose name has a `_` and reads as one of `folded` with `_` for `-`. */
+function removeScannedAliases(folded: ReadonlySet<string>, headers: HeaderMap): void {
+  for (const name in headers) {
+    if (name.includes('_') && folded.has(name.replaceAll('_', '-'))) delete headers[name];
   }
 }
 

@@ -9,10 +9,12 @@
  * backoff = "50ms"                 # doubles each retry, with jitter
  * methods = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]
  * on = ["connect-error", "502", "503", "504"]
+ * budget = { ratio = 0.2, min_per_second = 10 }   # optional
  * ```
  *
  * What is retried:
- * - A connect error (nothing reached the backend) is retried for every
+ * - A connect error — refused, unreachable, or not accepted within
+ *   `connect_timeout`: nothing reached the backend — is retried for every
  *   method, when `on` lists "connect-error".
  * - Anything else — a reset, a timeout, a listed status from a backend — is
  *   retried only for a method in `methods`, and only when the request body
@@ -24,6 +26,12 @@
  * ten times `backoff` (as Envoy does), times a random factor in [0.5, 1.5)
  * so that clients failing together do not retry together.
  *
+ * With a `budget`, retries over the last 10 s may number at most `ratio` ×
+ * the requests seen plus `min_per_second` × 10 (per process, as Linkerd
+ * does): when a backend fails for everyone, retries stop multiplying its
+ * load. A try the budget has no room for is not retried: its failure is the
+ * answer.
+ *
  * Order: put circuit-breaker after retry in the pipeline so that every try
  * is recorded by the breaker and skips backends whose circuit is open.
  */
@@ -31,6 +39,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   definePlugin,
   durationSchema,
+  isConnectFailure,
   LbError,
   parseDuration,
   parseSize,
@@ -40,6 +49,7 @@ import {
   type PluginApi,
   type RequestContext,
 } from '../src/index.js';
+import { RETRY_BUDGET_WINDOW_S, RetryBudget } from './retry/budget.js';
 
 export interface RetryConfig {
   readonly attempts: number;
@@ -47,6 +57,7 @@ export interface RetryConfig {
   readonly on: readonly string[];
   readonly methods: readonly string[];
   readonly max_replay_body: string;
+  readonly budget?: { readonly ratio: number; readonly min_per_second: number };
 }
 
 /** What one try ended with: a kind of transport failure, or a backend's status code. */
@@ -92,12 +103,17 @@ export function compilePolicy(config: Pick<RetryConfig, 'attempts' | 'on' | 'met
   };
 }
 
-/** A thrown error → the kind of failure it is (LbError codes from the core). */
+/**
+ * A thrown error → the kind of failure it is (LbError codes from the core).
+ * A connect timeout is a connect error: the connection was never accepted,
+ * so nothing reached the backend. An invalid response is none of the kinds
+ * `on` names: the backend did answer, and what it does with a second try is
+ * unknown.
+ */
 export function outcomeOfError(err: unknown): Outcome {
   if (!(err instanceof LbError)) return 'other-error';
+  if (isConnectFailure(err)) return 'connect-error';
   switch (err.code) {
-    case 'LB_ERR_UPSTREAM_CONNECT':
-      return 'connect-error';
     case 'LB_ERR_UPSTREAM_RESET':
       return 'reset';
     case 'LB_ERR_UPSTREAM_TIMEOUT':
@@ -146,7 +162,7 @@ export const schema = {
       uniqueItems: true,
       default: ['connect-error', '502', '503', '504'],
       description:
-        'What is retried: "connect-error" (the backend could not be reached; retried for every method), "reset" (the connection closed before a response), "timeout" (no response within response_timeout), or a 4xx/5xx status as a string, e.g. "503".',
+        'What is retried: "connect-error" (the backend could not be reached, or did not accept the connection within connect_timeout; retried for every method), "reset" (the connection closed before a response), "timeout" (no response within response_timeout), or a 4xx/5xx status as a string, e.g. "503". An invalid response from a backend is never retried.',
       items: {
         type: 'string',
         pattern: '^(connect-error|reset|timeout|[45][0-9][0-9])$',
@@ -165,6 +181,26 @@ export const schema = {
       'Largest request body kept in memory so that it can be sent again; a larger body is streamed once and its request is retried only on connect errors.',
       '1MB',
     ),
+    budget: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['ratio'],
+      description: `Caps retries, per process, at a share of recent traffic: over the last ${RETRY_BUDGET_WINDOW_S} s, at most ratio × requests + min_per_second × ${RETRY_BUDGET_WINDOW_S}. A failure the budget has no room to retry is answered as it is. Unset: no cap beyond attempts.`,
+      properties: {
+        ratio: {
+          type: 'number',
+          minimum: 0,
+          maximum: 1,
+          description: 'Retries allowed per request, e.g. 0.2 for one retry per five requests.',
+        },
+        min_per_second: {
+          type: 'integer',
+          minimum: 0,
+          default: 10,
+          description: 'Retries allowed per second on top of the ratio, so that a service with little traffic can still retry.',
+        },
+      },
+    },
   },
 };
 
@@ -178,8 +214,26 @@ export default definePlugin({
     const base = parseDuration(config.backoff);
     const maxReplay = parseSize(config.max_replay_body);
     const logger = api.logger;
+    const clock = api.clock;
 
     if (policy.attempts <= 1) return { handle: (ctx: RequestContext, next: Next) => next() };
+
+    const budgetConfig = config.budget;
+    const inherited = api.inherited;
+    // The core hands state over only when this table did not change, so an inherited budget has the same limits.
+    const budget =
+      budgetConfig === undefined
+        ? undefined
+        : inherited instanceof RetryBudget
+          ? inherited
+          : new RetryBudget(budgetConfig.ratio, budgetConfig.min_per_second);
+
+    /** Whether the budget (if any) has room for one more retry; counts it when it has. */
+    function budgetAllows(ctx: RequestContext, outcome: Outcome): boolean {
+      if (budget === undefined || budget.tryRetry(clock.now())) return true;
+      logger.debug({ backend: ctx.backend?.url, outcome }, 'not retrying: the retry budget is spent');
+      return false;
+    }
 
     async function wait(retryNumber: number): Promise<void> {
       const delay = backoffDelay(base, retryNumber, Math.random());
@@ -201,14 +255,14 @@ export default definePlugin({
           await next();
         } catch (err) {
           const outcome = outcomeOfError(err);
-          if (!shouldRetry(policy, outcome, attempt, methodRetryable, replayable)) throw err;
+          if (!shouldRetry(policy, outcome, attempt, methodRetryable, replayable) || !budgetAllows(ctx, outcome)) throw err;
           logger.debug({ attempt, backend: ctx.backend?.url, outcome }, 'retrying request');
           await wait(attempt);
           continue;
         }
         const response = ctx.response;
         if (response === undefined || response.source !== 'backend') return;
-        if (!shouldRetry(policy, response.status, attempt, methodRetryable, replayable)) return;
+        if (!shouldRetry(policy, response.status, attempt, methodRetryable, replayable) || !budgetAllows(ctx, response.status)) return;
         logger.debug({ attempt, backend: ctx.backend?.url, outcome: response.status }, 'retrying request');
         await wait(attempt);
       }
@@ -216,10 +270,14 @@ export default definePlugin({
 
     return {
       handle(ctx: RequestContext, next: Next): Promise<void> {
+        if (budget !== undefined) budget.recordRequest(clock.now());
         const methodRetryable = policy.methods.has(ctx.method);
         // Nothing this request could be retried on: stay out of the way.
         if (!methodRetryable && !policy.connectError) return next();
         return handleRetrying(ctx, next, methodRetryable);
+      },
+      handOver(): unknown {
+        return budget;
       },
     };
   },

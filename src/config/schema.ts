@@ -112,7 +112,7 @@ const poolSchema: JsonSchema = {
       minimum: 0,
       default: 3,
       description:
-        'Consecutive connect failures or resets on real traffic that take a backend out of rotation at once (0: never). Active checks bring it back; without a health table it returns after `passive_cooldown`.',
+        'Consecutive connect failures, resets or invalid responses on real traffic that take a backend out of rotation at once (0: never). Active checks bring it back; without a health table it returns after `passive_cooldown`.',
     },
     passive_cooldown: durationSchema('With no active health checks: how long a backend marked down by passive detection stays out.', '10s'),
     backends: { type: 'array', minItems: 1, items: backendSchema, description: 'The backends of this pool.' },

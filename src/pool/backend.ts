@@ -4,6 +4,7 @@
  * configuration generations (a reload that keeps the URL keeps all of this).
  */
 import { Pool } from '../proxy/undici-parts.js';
+import { createBackendConnector } from './backend-connector.js';
 import type { HealthTarget } from '../plugin/types.js';
 
 export type BackendState = 'up' | 'down' | 'unknown';
@@ -50,7 +51,7 @@ export class Backend {
   changedAt = Date.now();
   /** Latency of the last active probe, ms (undefined before the first). */
   lastProbeMs: number | undefined;
-  /** Consecutive connect failures or resets on real traffic. */
+  /** Consecutive connect failures, resets or invalid responses on real traffic. */
   passiveFailures = 0;
   dispatcher: Pool;
   dispatcherOptions: DispatcherOptions;
@@ -84,7 +85,7 @@ export class Backend {
   static createDispatcher(url: string, options: DispatcherOptions): Pool {
     return new Pool(url, {
       connections: options.maxConnections,
-      connect: { timeout: options.connectTimeout },
+      connect: createBackendConnector(options.connectTimeout),
       // A backend closing an idle keep-alive socket races with our next
       // request on it; ending idle sockets before Node's default 5 s server
       // keep-alive narrows that window. Backends that announce

@@ -1,8 +1,9 @@
 /**
- * Passive failure detection: consecutive connect failures or resets on real
- * traffic take a backend out of rotation at once. Active health checks bring
- * it back; a backend no health table checks comes back after
- * `passive_cooldown`, on probation: its next failure takes it out again.
+ * Passive failure detection: consecutive connect failures, resets or invalid
+ * responses on real traffic (`isBackendFault`) take a backend out of
+ * rotation at once. Active health checks bring it back; a backend no health
+ * table checks comes back after `passive_cooldown`, on probation: its next
+ * failure takes it out again.
  *
  * In a cluster each worker counts its own traffic's failures and takes the
  * backend out locally at once; it reports that to the primary (`report`),

@@ -7,8 +7,38 @@
  * `Forwarded` is opt-in, as in nginx and HAProxy: backends read
  * X-Forwarded-*, and one more header on every request is measurable on the
  * hot path. With it off, an untrusted client's `Forwarded` is still removed.
+ *
+ * CGI, WSGI, PHP and Rack backends read `_` in a header name as `-`: they
+ * would merge a client's `X_Forwarded_For` with the real X-Forwarded-For,
+ * the forged value first. Such spellings are dropped, from every peer
+ * (trusted proxies write hyphens), by the request guard's one pass over the
+ * raw headers (src/server/request-guard.ts), which asks
+ * `isForwardingHeaderAlias` about each name.
  */
 import { BlockList, isIP, isIPv6 } from 'node:net';
+
+/**
+ * True for a header name (any case) that is X-Forwarded-For, -Host or
+ * -Proto once each `_` in it is read as `-`, and has at least one `_`. Most
+ * names differ in length or at their first character, so this is a few
+ * comparisons and allocates nothing.
+ */
+export function isForwardingHeaderAlias(name: string): boolean {
+  const length = name.length;
+  const target = length === 15 ? 'x-forwarded-for' : length === 16 ? 'x-forwarded-host' : length === 17 ? 'x-forwarded-proto' : undefined;
+  if (target === undefined) return false;
+  let underscore = false;
+  for (let i = 0; i < target.length; i++) {
+    let c = name.charCodeAt(i);
+    if (c >= 65 && c <= 90) c += 32;
+    else if (c === 95 /* _ */) {
+      c = 45; /* - */
+      underscore = true;
+    }
+    if (c !== target.charCodeAt(i)) return false;
+  }
+  return underscore;
+}
 
 /** RFC 7230 tchar: a Forwarded value made only of these needs no quotes. */
 const TOKEN_CHAR = new Uint8Array(128);

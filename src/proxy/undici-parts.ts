@@ -1,5 +1,6 @@
 /**
- * The two pieces of undici the proxy uses — its connection Pool and the
+ * The pieces of undici the proxy uses — its connection Pool, the connector
+ * that opens a Pool's sockets, the error a connect timeout raises, and the
  * header-name interning of its parser — loaded on their own. The package's
  * index loads all of undici (fetch, WebSocket, caches, EventSource, mocks…):
  * 5–6 MB more RSS in a running proxy, none of it used here.
@@ -10,12 +11,18 @@
  * moves them fails the tests instead of the proxy.
  */
 import { createRequire } from 'node:module';
-import type { Pool as UndiciPool } from 'undici';
+import type { Pool as UndiciPool, buildConnector as undiciBuildConnector, errors } from 'undici';
 
 const require = createRequire(import.meta.url);
 
 export const Pool = require('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
 export type Pool = UndiciPool;
+
+/** undici's own connector (what a Pool builds from its `connect` options), for wrapping. */
+export const buildConnector = require('undici/lib/core/connect.js') as typeof undiciBuildConnector;
+
+/** The error undici fails a request with when its connection was not accepted in time (code UND_ERR_CONNECT_TIMEOUT). */
+export const ConnectTimeoutError = (require('undici/lib/core/errors.js') as typeof errors).ConnectTimeoutError;
 
 /** A raw header name → its lower-case string, interned for the common ones (undici's `util.headerNameToString`). */
 export const headerNameToString = (require('undici/lib/core/util.js') as { headerNameToString: (value: Buffer | string) => string })

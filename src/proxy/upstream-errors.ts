@@ -29,21 +29,55 @@ const BY_CODE: Record<string, ErrorCode> = {
   UND_ERR_REQ_CONTENT_LENGTH_MISMATCH: 'LB_ERR_BAD_REQUEST',
 };
 
+/**
+ * undici's SocketError (UND_ERR_SOCKET) messages that are not a closed
+ * connection but a response it refuses: a `100 Continue` (undici 7 cannot
+ * read one it did not ask for), a response to no request, a `101` to a
+ * request that asked for no upgrade. The code is shared with real resets, so
+ * only the message tells them apart; test/proxy/upstream-errors.test.ts
+ * provokes each from a real socket, so an undici upgrade that rewords them
+ * fails the tests.
+ */
+const REFUSED_RESPONSE_MESSAGES: ReadonlySet<string> = new Set(['bad response', 'bad upgrade']);
+
+/** The stable code for an error from undici or the socket under it. */
+export function upstreamErrorCode(err: unknown): ErrorCode {
+  if (typeof err !== 'object' || err === null) return 'LB_ERR_UPSTREAM_RESET';
+  const e = err as { code?: unknown; name?: unknown; message?: unknown };
+  const code = e.code;
+  if (typeof code !== 'string') {
+    // llhttp refused the response (status line, header, framing, chunk).
+    // undici 7 leaves HTTPParserError's code undefined (it looks the llhttp
+    // error number up in a name → number map), so its name is what is left.
+    return e.name === 'HTTPParserError' ? 'LB_ERR_UPSTREAM_PROTOCOL' : 'LB_ERR_UPSTREAM_RESET';
+  }
+  if (code === 'UND_ERR_SOCKET') {
+    return typeof e.message === 'string' && REFUSED_RESPONSE_MESSAGES.has(e.message) ? 'LB_ERR_UPSTREAM_PROTOCOL' : 'LB_ERR_UPSTREAM_RESET';
+  }
+  // The HPE_* code llhttp's errors are meant to carry (an undici that fills it in again).
+  if (code.startsWith('HPE_')) return 'LB_ERR_UPSTREAM_PROTOCOL';
+  return BY_CODE[code] ?? 'LB_ERR_UPSTREAM_RESET';
+}
+
 /** Maps an error from undici (or the socket under it) to an LbError. */
 export function upstreamError(err: unknown, backendUrl: string): LbError {
   if (err instanceof LbError) return err;
-  const e = err as { code?: string; message?: string };
-  let code: ErrorCode = (e.code !== undefined ? BY_CODE[e.code] : undefined) ?? 'LB_ERR_UPSTREAM_RESET';
-  // llhttp reports a backend's malformed response as HPE_* codes.
-  if (e.code !== undefined && e.code.startsWith('HPE_')) code = 'LB_ERR_UPSTREAM_PROTOCOL';
-  return new LbError(code, undefined, { cause: Object.assign(err as object, { backend: backendUrl }) });
+  return new LbError(upstreamErrorCode(err), undefined, { cause: Object.assign(err as object, { backend: backendUrl }) });
 }
 
-/** Failures that mean the backend itself is unwell (passive detection counts these). */
+/**
+ * Failures that mean the backend itself is unwell (passive detection counts
+ * these): it could not be reached, it broke the connection off, or it sent
+ * something that is not HTTP — a backend answering garbage fails every
+ * request sent to it, as surely as one that is down. Timeouts are not
+ * counted: a slow answer may be the request's fault (a heavy query), not
+ * the backend's.
+ */
 export function isBackendFault(err: LbError): boolean {
   return (
     err.code === 'LB_ERR_UPSTREAM_CONNECT' ||
     err.code === 'LB_ERR_UPSTREAM_CONNECT_TIMEOUT' ||
-    err.code === 'LB_ERR_UPSTREAM_RESET'
+    err.code === 'LB_ERR_UPSTREAM_RESET' ||
+    err.code === 'LB_ERR_UPSTREAM_PROTOCOL'
   );
 }

@@ -21,11 +21,17 @@
  * - more header fields than `max_headers_count` (431): Node would silently
  *   drop the extra ones, and a truncated header set is never forwarded.
  *
+ * The same pass drops (not refuses) `X_Forwarded_For` and the other
+ * spellings of the forwarding headers with `_` for `-`, for the reason
+ * src/proxy/forwarded-headers.ts gives: this is the one loop over every
+ * header name a request already pays for.
+ *
  * A clean request allocates nothing here: names are compared by length
  * first, then character by character.
  */
 import type { IncomingMessage } from 'node:http';
 import { LbError } from '../errors.js';
+import { isForwardingHeaderAlias } from '../proxy/forwarded-headers.js';
 
 const HTTP_09 = new LbError('LB_ERR_BAD_REQUEST', 'HTTP/0.9 requests are not accepted: send HTTP/1.1.');
 const HTTP_VERSION = new LbError('LB_ERR_HTTP_VERSION');
@@ -154,12 +160,13 @@ export function checkRequest(req: IncomingMessage, maxHeadersCount: number): LbE
         if (hasUnderscore(name)) return UNDERSCORE_FRAMING;
         contentLengths++;
       }
-    } else if (length === 17) {
-      if (equalsFolded(name, 'transfer-encoding')) {
-        if (hasUnderscore(name)) return UNDERSCORE_FRAMING;
-        transferEncodings++;
-        transferEncoding = raw[i + 1];
-      }
+    } else if (length === 17 && equalsFolded(name, 'transfer-encoding')) {
+      if (hasUnderscore(name)) return UNDERSCORE_FRAMING;
+      transferEncodings++;
+      transferEncoding = raw[i + 1];
+    } else if (isForwardingHeaderAlias(name)) {
+      // Node keys req.headers by the lower-cased name; undici skips undefined values (no delete: it deopts the object).
+      req.headers[name.toLowerCase()] = undefined;
     }
   }
   if (hosts > 1) return DUPLICATE_HOST;

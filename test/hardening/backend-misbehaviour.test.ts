@@ -36,6 +36,9 @@ const BEHAVIOURS: Record<string, Behaviour> = {
   'not-modified-with-length': (s) => s.write('HTTP/1.1 304 Not Modified\r\nContent-Length: 1234\r\nETag: "v1"\r\n\r\n'),
   'head-with-body': (s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello'),
   'early-hints': (s) => s.write(`HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n${OK}`),
+  // undici 7 cannot read a 100 it did not ask for (RFC 9110 §15.2 says a client should): an invalid response to it.
+  'unsolicited-continue': (s) => s.write(`HTTP/1.1 100 Continue\r\n\r\n${OK}`),
+  'unrequested-upgrade': (s) => s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'),
   'close-delimited': (s) => s.end('HTTP/1.1 200 OK\r\n\r\nuntil close'),
 };
 
@@ -90,15 +93,33 @@ describe('backend misbehaviour', () => {
     assert.equal(viaRaw.responses[0]?.body, 'ok');
   }
 
-  const BAD_GATEWAY = ['garbage', 'bad-status', 'cl-te', 'invalid-header', 'header-nul', 'huge-headers', 'close-before-answer', 'reset-before-answer'];
-  for (const path of BAD_GATEWAY) {
-    it(`${path}: 502, logged, and the proxy keeps serving`, async () => {
+  const INVALID = 'LB_ERR_UPSTREAM_PROTOCOL';
+  const RESET = 'LB_ERR_UPSTREAM_RESET';
+  const BAD_GATEWAY: Record<string, typeof INVALID | typeof RESET> = {
+    garbage: INVALID,
+    'bad-status': INVALID,
+    'cl-te': INVALID,
+    'invalid-header': INVALID,
+    'header-nul': INVALID,
+    'huge-headers': INVALID,
+    'unsolicited-continue': INVALID,
+    'unrequested-upgrade': INVALID,
+    'close-before-answer': RESET,
+    'reset-before-answer': RESET,
+  };
+  for (const [path, code] of Object.entries(BAD_GATEWAY)) {
+    it(`${path}: 502 (${code}), logged, and the proxy keeps serving`, async () => {
       const logged = lb.logs.length;
       const result = await sendRaw(lb.port, `GET /${path} HTTP/1.1\r\nHost: a\r\n\r\n`, { responses: 1 });
       assert.equal(result.responses[0]?.status, 502, result.text);
-      assert.match(result.responses[0]!.body, /^502 /);
-      assert.doesNotMatch(result.responses[0]!.body, /at .*\.js/, 'no stack trace');
-      assert.ok(lb.logs.slice(logged).some((l) => l.level === 40 && l.code !== undefined), 'a warning was logged');
+      const message = code === INVALID ? 'The backend sent an invalid response.' : 'The backend closed the connection before answering.';
+      assert.equal(result.responses[0]!.body, `502 ${message}\n`, 'no stack trace, and the message says what happened');
+      const warnings = lb.logs.slice(logged).filter((l) => l.level === 40);
+      assert.deepEqual(
+        warnings.map((l) => l.code),
+        [code],
+        'one warning, with the code of what happened',
+      );
       await stillServing();
     });
   }

@@ -192,4 +192,29 @@ describe('Forwarded off (the default): X-Forwarded-* only, and a forged Forwarde
     assert.equal(result.responses[0]?.status, 200, result.text);
     assert.equal(backend.seen.at(-1)!.headers.forwarded, 'for=203.0.113.9;proto=https');
   });
+
+  // CGI, WSGI, PHP and Rack read X_Forwarded_For as X-Forwarded-For and merge the two, the forged value first.
+  const forgedWithUnderscores =
+    'GET / HTTP/1.1\r\nHost: lb.example\r\nX_Forwarded_For: 6.6.6.6\r\nx-forwarded_for: 6.6.6.7\r\nX_FORWARDED_HOST: evil.example\r\n' +
+    'X-Forwarded_Proto: https\r\nX_Custom_Header: kept\r\nX_Forwarded_Forx: kept too\r\n\r\n';
+  for (const which of ['untrusted', 'trusted'] as const) {
+    it(`${which} peer: forwarding headers spelled with _ are dropped; other _ names pass`, async () => {
+      const lb = which === 'untrusted' ? untrusted : trusted;
+      const result = await sendRaw(lb.port, forgedWithUnderscores, { responses: 1 });
+      assert.equal(result.responses[0]?.status, 200, result.text);
+      const seen = backend.seen.at(-1)!;
+      const names = seen.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+      assert.deepEqual(
+        names.filter((n) => ['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto'].includes(n.replaceAll('_', '-'))),
+        ['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto'],
+        `only the proxy's own spellings reach the backend: ${JSON.stringify(seen.rawHeaders)}`,
+      );
+      assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
+      assert.equal(seen.headers['x-forwarded-host'], 'lb.example');
+      assert.equal(seen.headers['x-forwarded-proto'], 'http');
+      assert.equal(seen.headers['x_custom_header'], 'kept');
+      assert.equal(seen.headers['x_forwarded_forx'], 'kept too');
+      assert.doesNotMatch(seen.rawHeaders.join('\n'), /6\.6\.6|evil/);
+    });
+  }
 });

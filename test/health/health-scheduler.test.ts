@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startSwitchyard, type RunningSwitchyard } from '../../src/testing.js';
 import { freePort } from '../helpers/backends.js';
+import { readRequestHead, startRawBackend } from '../helpers/raw-http.js';
 import {
   adminUrl,
   closeAll,
@@ -115,6 +116,28 @@ test('with no health table, passive detection takes a dead backend out after pas
   const back = await backendStatus(lb, dead.url);
   assert.equal(back.state, 'unknown');
   assert.match(back.reason, /cooldown/);
+});
+
+test('passive detection counts invalid responses: a backend answering garbage is taken out like one refusing connections', async (t) => {
+  const backends = await startCheckedBackends(2);
+  t.after(() => closeAll(backends));
+  const garbage = await startRawBackend(async (socket) => {
+    while (!socket.destroyed) {
+      await readRequestHead(socket);
+      socket.resume();
+      socket.write('HTTP/1.1 abc OK\r\n\r\n');
+    }
+  });
+  t.after(() => garbage.close());
+  const lb = await startSwitchyard({ toml: config([...backends, garbage], '', 'passive_failures = 2\npassive_cooldown = "1m"') });
+  t.after(() => lb.close());
+
+  const first = await spread(lb.url, 12);
+  assert.equal(first['status 502'], 2, JSON.stringify(first));
+  assert.deepEqual(await spread(lb.url, 20), { b1: 10, b2: 10 });
+  const status = await backendStatus(lb, garbage.url);
+  assert.equal(status.state, 'down');
+  assert.match(status.reason, /HTTP\/1\.1 protocol.* on live traffic \(2 in a row\)/);
 });
 
 test('passive detection marks a backend down at once; active checks bring it back', async (t) => {

@@ -2,10 +2,19 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Ajv } from 'ajv';
 import type { MiddlewareDefinition, PluginApi, RequestContext, ResponseHead } from '../../src/index.js';
-import headersPlugin, { applyHeaderOps, compileHeaderOps, schema, type HeaderMap, type HeadersConfig } from '../../plugins/headers.js';
+import headersPlugin, {
+  applyHeaderOps,
+  compileHeaderOps,
+  MAX_LISTED_ALIAS_HYPHENS,
+  schema,
+  underscoreSpellings,
+  type HeaderMap,
+  type HeadersConfig,
+} from '../../plugins/headers.js';
 import { startSwitchyard, type RunningSwitchyard } from '../../src/testing.js';
 import { startBackend } from '../helpers/backends.js';
 import { request } from '../helpers/http-client.js';
+import { sendRaw, startCapturingBackend } from '../helpers/raw-http.js';
 import { assertDescribed } from '../helpers/schema-checks.js';
 
 /** Through the contract, as the core calls it. */
@@ -42,6 +51,9 @@ const badTables = [
   { desc: 'Transfer-Encoding added to the request', table: { request: { add: { 'Transfer-Encoding': 'chunked' } } } },
   { desc: 'CONTENT-LENGTH set on the response', table: { response: { set: { 'CONTENT-LENGTH': '3' } } } },
   { desc: 'TE removed from the request', table: { request: { remove: ['te'] } } },
+  { desc: 'X_Forwarded_For set on the request (a backend may read _ as -)', table: { request: { set: { X_Forwarded_For: '1.2.3.4' } } } },
+  { desc: 'x-forwarded_host removed from the request', table: { request: { remove: ['x-forwarded_host'] } } },
+  { desc: 'Content_Length set on the request', table: { request: { set: { Content_Length: '3' } } } },
 ];
 const goodTables = [
   { desc: 'reference route table', table: { request: { set: { 'X-Api': '1' } } } },
@@ -68,6 +80,8 @@ const refused: { desc: string; ops: Parameters<typeof compileHeaderOps>[0]; dire
   { desc: 'Transfer-Encoding added', ops: { add: { 'Transfer-Encoding': 'chunked' } }, direction: 'request', match: /core manages/ },
   { desc: 'Content-Length set on the response', ops: { set: { 'Content-Length': '3' } }, direction: 'response', match: /core manages/ },
   { desc: 'Connection removed from the response', ops: { remove: ['Connection'] }, direction: 'response', match: /core manages/ },
+  { desc: 'X_Forwarded_Proto set on the request', ops: { set: { X_Forwarded_Proto: 'https' } }, direction: 'request', match: /X-Forwarded/ },
+  { desc: 'Transfer_Encoding added to the request', ops: { add: { Transfer_Encoding: 'chunked' } }, direction: 'request', match: /core manages/ },
 ];
 for (const { desc, ops, direction, match } of refused) {
   test(`create() refuses: ${desc}`, () => {
@@ -89,6 +103,62 @@ test('compile: names lower-cased, lists kept, later spelling of a set name wins'
   assert.equal(ops.empty, false);
   assert.equal(compileHeaderOps(undefined, 'request').empty, true);
 });
+
+test('underscoreSpellings: every spelling with _ for some -, the name itself excluded', () => {
+  assert.deepEqual(underscoreSpellings('x-debug'), ['x_debug']);
+  assert.deepEqual(underscoreSpellings('x-user-id').sort(), ['x-user_id', 'x_user-id', 'x_user_id']);
+  assert.deepEqual(underscoreSpellings('server'), []);
+  assert.equal(underscoreSpellings('a-b-c-d-e').length, 2 ** 4 - 1);
+});
+
+test('compile: request names removed or set are also removed in their _ spellings; responses are left alone', () => {
+  const request = compileHeaderOps({ remove: ['X-Debug', 'Server'], set: { 'X-User-Id': '1' }, add: { 'X-Tag': 'a' } }, 'request');
+  assert.deepEqual([...request.aliasNames].sort(), ['x-user_id', 'x_debug', 'x_user-id', 'x_user_id']);
+  assert.equal(request.scannedAliases, undefined);
+  const spelledWithUnderscore = compileHeaderOps({ remove: ['X_Debug'] }, 'request');
+  assert.deepEqual(spelledWithUnderscore.aliasNames, ['x-debug'], 'the hyphen spelling of a name configured with _ goes too');
+  const long = compileHeaderOps({ remove: ['X-A-B-C-D-E'] }, 'request');
+  assert.deepEqual(long.aliasNames, []);
+  assert.deepEqual([...long.scannedAliases!], ['x-a-b-c-d-e'], `past ${MAX_LISTED_ALIAS_HYPHENS} hyphens the names are scanned`);
+  assert.deepEqual(compileHeaderOps({ remove: ['X_A_B_C_D_E'] }, 'request').aliasNames, ['x-a-b-c-d-e'], 'the hyphen spelling is listed');
+  const response = compileHeaderOps({ remove: ['X-Debug'], set: { 'X-User-Id': '1' } }, 'response');
+  assert.deepEqual(response.aliasNames, []);
+  assert.equal(response.scannedAliases, undefined);
+});
+
+const requestCases: { desc: string; ops: Parameters<typeof compileHeaderOps>[0]; before: HeaderMap; after: HeaderMap }[] = [
+  {
+    desc: 'remove takes the _ spellings with it',
+    ops: { remove: ['X-User-Id'] },
+    before: { 'x-user-id': 'a', x_user_id: 'forged', 'x_user-id': 'forged', 'x-user_id': 'forged', 'x-user-idx': 'kept', x_other: 'kept' },
+    after: { 'x-user-idx': 'kept', x_other: 'kept' },
+  },
+  {
+    desc: 'set replaces the _ spellings too',
+    ops: { set: { 'X-User': 'lb' } },
+    before: { x_user: 'forged', 'x-user': 'client' },
+    after: { 'x-user': 'lb' },
+  },
+  {
+    desc: 'add keeps what is there, _ spellings included',
+    ops: { add: { 'X-Tag': 'lb' } },
+    before: { x_tag: 'client' },
+    after: { x_tag: 'client', 'x-tag': 'lb' },
+  },
+  {
+    desc: 'a name with many hyphens: its _ spellings are found by a scan',
+    ops: { remove: ['X-A-B-C-D-E'] },
+    before: { 'x-a-b-c-d-e': '1', 'x_a-b_c-d_e': '2', x_a_b_c_d_e: '3', 'x-a-b-c-d-f': 'kept', 'x_a_b_c_d_e_f': 'kept' },
+    after: { 'x-a-b-c-d-f': 'kept', x_a_b_c_d_e_f: 'kept' },
+  },
+];
+for (const { desc, ops, before, after } of requestCases) {
+  test(`apply (request): ${desc}`, () => {
+    const map = structuredClone(before);
+    applyHeaderOps(compileHeaderOps(ops, 'request'), map);
+    assert.deepEqual(map, after);
+  });
+}
 
 const cases: { desc: string; ops: Parameters<typeof compileHeaderOps>[0]; before: HeaderMap; after: HeaderMap }[] = [
   { desc: 'set adds a missing header', ops: { set: { 'X-Served-By': 'lb' } }, before: {}, after: { 'x-served-by': 'lb' } },
@@ -251,6 +321,38 @@ burst = 1
     const limited = await request(lb.url);
     assert.equal(limited.status, 429);
     assert.equal(limited.headers['x-frame-options'], 'DENY');
+  } finally {
+    await lb?.close();
+    await backend.close();
+  }
+});
+
+test('e2e: a client cannot slip a removed or set request header past the plugin by spelling it with _', async () => {
+  const backend = await startCapturingBackend();
+  let lb: RunningSwitchyard | undefined;
+  try {
+    lb = await startSwitchyard({
+      toml: `
+[server]
+listen = "127.0.0.1:0"
+[pools.web]
+backends = [{ url = "${backend.url}" }]
+[[pipeline]]
+plugin = "headers"
+request.remove = ["X-Debug"]
+request.set = { "X-Authenticated-User" = "" }
+`,
+    });
+    const result = await sendRaw(
+      lb.port,
+      'GET / HTTP/1.1\r\nHost: a\r\nX_Debug: 1\r\nX_Authenticated_User: admin\r\nX-Authenticated_User: admin\r\nX_Other: kept\r\n\r\n',
+      { responses: 1 },
+    );
+    assert.equal(result.responses[0]?.status, 200, result.text);
+    const seen = backend.seen.at(-1)!;
+    assert.equal(seen.headers['x-authenticated-user'], '');
+    assert.equal(seen.headers.x_other, 'kept');
+    assert.doesNotMatch(seen.rawHeaders.join('\n'), /admin|X_Debug/i, JSON.stringify(seen.rawHeaders));
   } finally {
     await lb?.close();
     await backend.close();

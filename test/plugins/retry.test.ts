@@ -14,6 +14,8 @@ import retryPlugin, {
 } from '../../plugins/retry.js';
 import { startSwitchyard, type RunningSwitchyard } from '../../src/testing.js';
 import { freePort, startBackend } from '../helpers/backends.js';
+import { startHangingListener } from '../helpers/hanging-listener.js';
+import { readRequestHead, startRawBackend } from '../helpers/raw-http.js';
 import { request } from '../helpers/http-client.js';
 import { assertDescribed } from '../helpers/schema-checks.js';
 
@@ -53,7 +55,19 @@ const tables = [
   { desc: 'backoff as a number', table: { backoff: 50 }, ok: false },
   { desc: 'max_replay_body not a size', table: { max_replay_body: '1 megabyte' }, ok: false },
   { desc: 'unknown property', table: { retries: 2 }, ok: false },
+  { desc: 'budget with a ratio', table: { budget: { ratio: 0.2 } }, ok: true },
+  { desc: 'budget with a ratio and a floor', table: { budget: { ratio: 0.1, min_per_second: 0 } }, ok: true },
+  { desc: 'budget without a ratio', table: { budget: { min_per_second: 5 } }, ok: false },
+  { desc: 'budget ratio above 1', table: { budget: { ratio: 1.5 } }, ok: false },
+  { desc: 'budget ratio negative', table: { budget: { ratio: -0.1 } }, ok: false },
+  { desc: 'budget as a bare number', table: { budget: 0.2 }, ok: false },
+  { desc: 'budget floor not an integer', table: { budget: { ratio: 0.2, min_per_second: 0.5 } }, ok: false },
+  { desc: 'budget unknown key', table: { budget: { ratio: 0.2, ttl: '10s' } }, ok: false },
 ];
+
+test('schema: a budget gets its floor filled in', () => {
+  assert.deepEqual(config({ budget: { ratio: 0.2 } }).budget, { ratio: 0.2, min_per_second: 10 });
+});
 for (const { desc, table, ok } of tables) {
   test(`schema ${ok ? 'accepts' : 'rejects'}: ${desc}`, () => {
     assert.equal(validate(structuredClone(table)), ok, JSON.stringify(validate.errors));
@@ -110,6 +124,7 @@ for (const d of decisions) {
 
 const errors: { desc: string; err: unknown; outcome: Outcome }[] = [
   { desc: 'connect', err: new LbError('LB_ERR_UPSTREAM_CONNECT'), outcome: 'connect-error' },
+  { desc: 'connect timeout (never accepted: nothing reached the backend)', err: new LbError('LB_ERR_UPSTREAM_CONNECT_TIMEOUT'), outcome: 'connect-error' },
   { desc: 'reset', err: new LbError('LB_ERR_UPSTREAM_RESET'), outcome: 'reset' },
   { desc: 'timeout', err: new LbError('LB_ERR_UPSTREAM_TIMEOUT'), outcome: 'timeout' },
   { desc: 'protocol', err: new LbError('LB_ERR_UPSTREAM_PROTOCOL'), outcome: 'other-error' },
@@ -155,6 +170,8 @@ function scripted(method: string, body: RequestContext['body'], steps: Step[], b
 }
 
 const connect = () => new LbError('LB_ERR_UPSTREAM_CONNECT');
+const connectTimeout = () => new LbError('LB_ERR_UPSTREAM_CONNECT_TIMEOUT');
+const invalid = () => new LbError('LB_ERR_UPSTREAM_PROTOCOL');
 const reset = () => new LbError('LB_ERR_UPSTREAM_RESET');
 const stream = () => Readable.from([Buffer.from('payload')]);
 
@@ -174,6 +191,12 @@ const flows: {
   { desc: 'GET 503 then 200: retried', method: 'GET', steps: [503, 200], calls: 2, status: 200 },
   { desc: 'GET 503 three times: the last response is left', method: 'GET', steps: [503, 502, 503], calls: 3, status: 503 },
   { desc: 'GET connect error then 200', method: 'GET', steps: [connect(), 200], calls: 2, status: 200 },
+  { desc: 'GET connect timeout then 200', method: 'GET', steps: [connectTimeout(), 200], calls: 2, status: 200 },
+  { desc: 'POST connect timeout: retried (nothing was sent)', method: 'POST', body: 'stream', steps: [connectTimeout(), 200], calls: 2, status: 200, buffered: 0 },
+  { desc: 'GET invalid response, with every condition in on: not retried', table: { on: ['connect-error', 'reset', 'timeout', '502'] }, method: 'GET', steps: [invalid()], calls: 1, throws: 'LB_ERR_UPSTREAM_PROTOCOL' },
+  { desc: 'budget with no room (ratio 0, no floor): the first failure is the answer', table: { budget: { ratio: 0, min_per_second: 0 } }, method: 'GET', steps: [503], calls: 1, status: 503 },
+  { desc: 'budget with no room: a connect error is not retried either', table: { budget: { ratio: 0, min_per_second: 0 } }, method: 'GET', steps: [connect()], calls: 1, throws: 'LB_ERR_UPSTREAM_CONNECT' },
+  { desc: 'budget floor of 1/s: room for retries', table: { budget: { ratio: 0, min_per_second: 1 } }, method: 'GET', steps: [503, 503, 200], calls: 3, status: 200 },
   { desc: 'GET connect errors exhausted: the last error is rethrown', method: 'GET', steps: [connect(), connect(), connect()], calls: 3, throws: 'LB_ERR_UPSTREAM_CONNECT' },
   { desc: 'GET connect error, then reset (not in on): the reset is rethrown', method: 'GET', steps: [connect(), reset()], calls: 2, throws: 'LB_ERR_UPSTREAM_RESET' },
   { desc: 'GET reset (not in on): rethrown at once', method: 'GET', steps: [reset()], calls: 1, throws: 'LB_ERR_UPSTREAM_RESET' },
@@ -203,6 +226,34 @@ for (const f of flows) {
     if (f.buffered !== undefined) assert.equal(ctx.buffered, f.buffered);
   });
 }
+
+test('budget: spent across requests, and handed to the next instance of the same table (a reload)', async () => {
+  // Ratio 0.5, no floor: a retry per two requests.
+  const table = config({ backoff: '0ms', budget: { ratio: 0.5, min_per_second: 0 } });
+  const failing = () => scripted('GET', null, [503, 503, 503]);
+  const first = await retry.create(table, api);
+  const one = failing();
+  await first.handle(one.ctx, one.next);
+  assert.equal(one.calls(), 1, 'one request: half a retry, no room yet');
+  const two = failing();
+  await first.handle(two.ctx, two.next);
+  assert.equal(two.calls(), 2, 'two requests: room for one retry');
+  for (let i = 0; i < 4; i++) {
+    const ok = scripted('GET', null, [200]);
+    await first.handle(ok.ctx, ok.next);
+  }
+
+  // Six requests and one retry so far: a seventh has room for two retries, in an instance that inherited the count.
+  const next = await retry.create(table, { ...api, inherited: first.handOver!() } as PluginApi);
+  const seven = failing();
+  await next.handle(seven.ctx, seven.next);
+  assert.equal(seven.calls(), 3);
+
+  const fresh = await retry.create(table, api);
+  const alone = failing();
+  await fresh.handle(alone.ctx, alone.next);
+  assert.equal(alone.calls(), 1, 'an instance that inherited nothing starts with an empty window');
+});
 
 test('handle: a plugin bug (not an LbError) is not retried', async () => {
   const instance = await retry.create(config({ backoff: '0ms' }), api);
@@ -329,6 +380,72 @@ test('e2e: a body larger than max_replay_body is streamed once and not retried o
     const large = await request(lb.url, { method: 'PUT', body: 'x'.repeat(64 * 1024) });
     assert.equal(large.status, 503);
     assert.equal(failing.hits, 4, 'a large body went once');
+  } finally {
+    await lb?.close();
+    await failing.close();
+  }
+});
+
+test('e2e: a backend that never accepts the connection beside a healthy one — connect_timeout is retried like a refused connect, for POST too', async () => {
+  const hanging = await startHangingListener();
+  const healthy = await startBackend('ok', (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => res.end(`ok:${Buffer.concat(chunks).toString()}`));
+  });
+  let lb: RunningSwitchyard | undefined;
+  try {
+    lb = await startSwitchyard({ toml: retryToml([hanging.url, healthy.url]).replace('passive_failures = 0', 'passive_failures = 0\nconnect_timeout = "100ms"') });
+    for (let i = 0; i < 3; i++) {
+      const get = await request(lb.url);
+      assert.equal(get.status, 200, `GET ${i}: ${get.body}`);
+      const post = await request(lb.url, { method: 'POST', body: `p${i}` });
+      assert.equal(post.status, 200, `POST ${i}: ${post.body}`);
+      assert.equal(post.body, `ok:p${i}`);
+    }
+    assert.equal(healthy.hits, 6);
+  } finally {
+    await lb?.close();
+    await Promise.all([hanging.close(), healthy.close()]);
+  }
+});
+
+test('e2e: an invalid response is not a reset — on = ["reset"] does not retry it', async () => {
+  let invalidRequests = 0;
+  const invalid = await startRawBackend(async (socket) => {
+    while (!socket.destroyed) {
+      await readRequestHead(socket);
+      socket.resume();
+      invalidRequests++;
+      socket.write('HTTP/1.1 abc OK\r\n\r\n');
+    }
+  });
+  const healthy = await startBackend('ok');
+  let lb: RunningSwitchyard | undefined;
+  try {
+    lb = await startSwitchyard({ toml: retryToml([invalid.url, healthy.url], 'on = ["reset"]') });
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await request(lb.url)).status);
+    assert.deepEqual(statuses.sort(), [200, 200, 502, 502], 'round-robin: every other request met the invalid backend and got its 502');
+    assert.equal(invalidRequests, 2);
+    assert.equal(healthy.hits, 2, 'no retry went to the healthy backend');
+  } finally {
+    await lb?.close();
+    await Promise.all([invalid.close(), healthy.close()]);
+  }
+});
+
+test('e2e: with a budget, a backend failing every request gets ratio × requests retries, not attempts × requests', async () => {
+  const failing = await startBackend('failing', (_req, res) => {
+    res.statusCode = 503;
+    res.end('unavailable');
+  });
+  let lb: RunningSwitchyard | undefined;
+  try {
+    lb = await startSwitchyard({ toml: retryToml([failing.url], 'budget = { ratio = 0.1, min_per_second = 0 }') });
+    for (let i = 0; i < 20; i++) assert.equal((await request(lb.url)).status, 503);
+    // The 10th and the 20th request each found room for one retry.
+    assert.equal(failing.hits, 22);
   } finally {
     await lb?.close();
     await failing.close();

@@ -1,0 +1,36 @@
+/**
+ * Opens a backend's connections for its undici Pool, with a connect timeout
+ * that fires when it says.
+ *
+ * undici times connects with its coarse "fast timers", which tick every
+ * ~500 ms: a `connect_timeout` of 100 ms would fire after 500–1000 ms. So
+ * the connector undici would build is built here with its timer off, and a
+ * plain Node timer per connection attempt does the timing. One timer and one
+ * closure per new connection, none per request: pooled connections are
+ * reused.
+ */
+import type { Socket } from 'node:net';
+import type { buildConnector as BuildConnector } from 'undici';
+import { buildConnector, ConnectTimeoutError } from '../proxy/undici-parts.js';
+
+/** undici's connector for a Pool, failing a connection not accepted (TLS: not set up) within `timeoutMs`. */
+export function createBackendConnector(timeoutMs: number): BuildConnector.connector {
+  // timeout 0 turns undici's own connect timer off; everything else is undici's default.
+  const connect = buildConnector({ timeout: 0 });
+  return function connectWithTimeout(options, callback) {
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const socket = connect(options, (...result) => {
+      settled = true;
+      if (timer !== undefined) clearTimeout(timer);
+      callback(...result);
+    }) as unknown as Socket;
+    if (!settled && timeoutMs > 0) timer = setTimeout(expire, timeoutMs, socket, options, timeoutMs).unref();
+  };
+}
+
+/** Fails the attempt as undici would: its error code maps to LB_ERR_UPSTREAM_CONNECT_TIMEOUT. */
+function expire(socket: Socket, options: BuildConnector.Options, timeoutMs: number): void {
+  // The connector reports this through its 'error' listener, to the callback above.
+  socket.destroy(new ConnectTimeoutError(`Connect Timeout Error (attempted address: ${options.hostname}:${options.port}, timeout: ${timeoutMs}ms)`));
+}

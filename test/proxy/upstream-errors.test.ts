@@ -1,0 +1,118 @@
+/**
+ * src/proxy/upstream-errors.ts: what each upstream failure means. The
+ * undici errors come from real sockets (a raw backend on 127.0.0.1
+ * answering each request in a broken way), because the mapping depends on
+ * details of undici's errors — HTTPParserError's missing code, SocketError's
+ * messages — that an undici upgrade may change: then these fail.
+ */
+import { after, before, describe, it, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type net from 'node:net';
+import { Pool } from 'undici';
+import { LbError, type ErrorCode } from '../../src/errors.js';
+import { isBackendFault, upstreamError, upstreamErrorCode } from '../../src/proxy/upstream-errors.js';
+import { readRequestHead, startRawBackend } from '../helpers/raw-http.js';
+
+const UNDICI_ANSWERS: { desc: string; answer: (socket: net.Socket) => void; code: ErrorCode }[] = [
+  { desc: 'a garbage status line', answer: (s) => s.write('HTTP/1.1 abc OK\r\n\r\n'), code: 'LB_ERR_UPSTREAM_PROTOCOL' },
+  { desc: 'Content-Length: abc', answer: (s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n'), code: 'LB_ERR_UPSTREAM_PROTOCOL' },
+  { desc: 'a NUL in a header value', answer: (s) => s.write('HTTP/1.1 200 OK\r\nX: a\x00b\r\nContent-Length: 0\r\n\r\n'), code: 'LB_ERR_UPSTREAM_PROTOCOL' },
+  { desc: 'not HTTP at all', answer: (s) => s.write('hello there\r\n\r\n'), code: 'LB_ERR_UPSTREAM_PROTOCOL' },
+  {
+    desc: 'an unsolicited 100 Continue before the answer (undici: SocketError "bad response")',
+    answer: (s) => s.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'),
+    code: 'LB_ERR_UPSTREAM_PROTOCOL',
+  },
+  {
+    desc: 'a 101 to a request that asked for no upgrade (undici: SocketError "bad upgrade")',
+    answer: (s) => s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'),
+    code: 'LB_ERR_UPSTREAM_PROTOCOL',
+  },
+  { desc: 'the connection closed before an answer (SocketError "other side closed")', answer: (s) => s.end(), code: 'LB_ERR_UPSTREAM_RESET' },
+  { desc: 'the connection reset before an answer', answer: (s) => s.resetAndDestroy(), code: 'LB_ERR_UPSTREAM_RESET' },
+  { desc: 'the connection closed inside the head', answer: (s) => s.end('HTTP/1.1 200 OK\r\nContent-Le'), code: 'LB_ERR_UPSTREAM_RESET' },
+];
+
+describe('upstreamErrorCode on errors undici raises for a real backend', () => {
+  let backend: Awaited<ReturnType<typeof startRawBackend>>;
+  before(async () => {
+    backend = await startRawBackend(async (socket) => {
+      const head = await readRequestHead(socket);
+      UNDICI_ANSWERS[Number(head.split(' ')[1]!.slice(1))]!.answer(socket);
+    });
+  });
+  after(() => backend?.close());
+
+  UNDICI_ANSWERS.forEach(({ desc, code }, index) => {
+    it(`${desc} → ${code}`, async () => {
+      const pool = new Pool(backend.url, { connect: { timeout: 2000 }, headersTimeout: 2000, bodyTimeout: 2000 });
+      try {
+        const err = await pool.request({ path: `/${index}`, method: 'GET' }).then(
+          async (response) => {
+            await response.body.text();
+            return undefined;
+          },
+          (e: unknown) => e,
+        );
+        assert.ok(err instanceof Error, `undici accepted the response`);
+        assert.equal(upstreamErrorCode(err), code, `${err.name} ${String((err as { code?: unknown }).code)} ${JSON.stringify(err.message)}`);
+      } finally {
+        await pool.destroy();
+      }
+    });
+  });
+});
+
+function fake(code: string | undefined, message = '', name = 'Error'): Error {
+  const err = new Error(message);
+  err.name = name;
+  if (code !== undefined) Object.assign(err, { code });
+  return err;
+}
+
+const BY_SHAPE: { desc: string; err: unknown; code: ErrorCode }[] = [
+  { desc: 'ECONNREFUSED', err: fake('ECONNREFUSED'), code: 'LB_ERR_UPSTREAM_CONNECT' },
+  { desc: 'undici connect timeout', err: fake('UND_ERR_CONNECT_TIMEOUT'), code: 'LB_ERR_UPSTREAM_CONNECT_TIMEOUT' },
+  { desc: 'headers timeout', err: fake('UND_ERR_HEADERS_TIMEOUT'), code: 'LB_ERR_UPSTREAM_TIMEOUT' },
+  { desc: 'ECONNRESET', err: fake('ECONNRESET'), code: 'LB_ERR_UPSTREAM_RESET' },
+  { desc: 'SocketError "closed"', err: fake('UND_ERR_SOCKET', 'closed'), code: 'LB_ERR_UPSTREAM_RESET' },
+  { desc: 'SocketError "bad response" (also a response to no request)', err: fake('UND_ERR_SOCKET', 'bad response'), code: 'LB_ERR_UPSTREAM_PROTOCOL' },
+  { desc: 'an llhttp code, should undici fill it in again', err: fake('HPE_INVALID_STATUS'), code: 'LB_ERR_UPSTREAM_PROTOCOL' },
+  { desc: 'HTTPParserError without a code (undici 7)', err: fake(undefined, 'Invalid status code', 'HTTPParserError'), code: 'LB_ERR_UPSTREAM_PROTOCOL' },
+  { desc: 'body length mismatch', err: fake('UND_ERR_RES_CONTENT_LENGTH_MISMATCH'), code: 'LB_ERR_UPSTREAM_PROTOCOL' },
+  { desc: 'aborted by us', err: fake('UND_ERR_ABORTED'), code: 'LB_ERR_CLIENT_GONE' },
+  { desc: 'an unknown code', err: fake('EWHATEVER'), code: 'LB_ERR_UPSTREAM_RESET' },
+  { desc: 'an Error without a code', err: new Error('x'), code: 'LB_ERR_UPSTREAM_RESET' },
+  { desc: 'not an object', err: undefined, code: 'LB_ERR_UPSTREAM_RESET' },
+];
+for (const { desc, err, code } of BY_SHAPE) {
+  test(`upstreamErrorCode: ${desc} → ${code}`, () => {
+    assert.equal(upstreamErrorCode(err), code);
+  });
+}
+
+test('upstreamError keeps the cause and names the backend; an LbError passes as it is', () => {
+  const cause = fake(undefined, 'Invalid status code', 'HTTPParserError');
+  const mapped = upstreamError(cause, 'http://127.0.0.1:1');
+  assert.equal(mapped.code, 'LB_ERR_UPSTREAM_PROTOCOL');
+  assert.equal(mapped.message, 'The backend sent an invalid response.');
+  assert.equal(mapped.cause, cause);
+  assert.equal((cause as unknown as { backend: string }).backend, 'http://127.0.0.1:1');
+  const own = new LbError('LB_ERR_UPSTREAM_BUSY');
+  assert.equal(upstreamError(own, 'http://127.0.0.1:1'), own);
+});
+
+const FAULTS: { code: ErrorCode; fault: boolean }[] = [
+  { code: 'LB_ERR_UPSTREAM_CONNECT', fault: true },
+  { code: 'LB_ERR_UPSTREAM_CONNECT_TIMEOUT', fault: true },
+  { code: 'LB_ERR_UPSTREAM_RESET', fault: true },
+  { code: 'LB_ERR_UPSTREAM_PROTOCOL', fault: true },
+  { code: 'LB_ERR_UPSTREAM_TIMEOUT', fault: false },
+  { code: 'LB_ERR_UPSTREAM_BUSY', fault: false },
+  { code: 'LB_ERR_CLIENT_GONE', fault: false },
+];
+for (const { code, fault } of FAULTS) {
+  test(`isBackendFault: ${code} → ${fault}`, () => {
+    assert.equal(isBackendFault(new LbError(code)), fault);
+  });
+}
