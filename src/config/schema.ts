@@ -136,7 +136,7 @@ const routeSchema: JsonSchema = {
         host: {
           type: 'string',
           minLength: 1,
-          description: 'Host header, compared case-insensitively without its port. "*.example.com" matches subdomains.',
+          description: 'Host header, compared case-insensitively without its port or a trailing dot. "*.example.com" matches subdomains.',
         },
         path_prefix: {
           type: 'string',

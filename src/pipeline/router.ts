@@ -1,7 +1,8 @@
 /**
  * Routes compiled once per configuration: first match wins. Host is matched
- * case-insensitively without its port ("*.example.com" matches subdomains);
- * `path_prefix` is a plain prefix of the path; `methods` a set.
+ * case-insensitively without its port or a trailing dot ("*.example.com"
+ * matches subdomains); `path_prefix` is a plain prefix of the path;
+ * `methods` a set.
  */
 import type { RouteConfig } from '../config/types.js';
 
@@ -21,7 +22,8 @@ export class Router<T> {
 
   constructor(routes: readonly { config: RouteConfig; target: T }[]) {
     this.#routes = routes.map(({ config, target }) => {
-      const host = config.host;
+      // "example.com." is "example.com" fully qualified: requests are matched without the dot too.
+      const host = config.host?.endsWith('.') && config.host.length > 1 ? config.host.slice(0, -1) : config.host;
       const wildcard = host !== undefined && host.startsWith('*.');
       return {
         config,
@@ -34,7 +36,7 @@ export class Router<T> {
     });
   }
 
-  /** `host` lower-case without port; `path` without the query. */
+  /** `host` lower-case without port or trailing dot; `path` without the query. */
   match(method: string, host: string, path: string): T | undefined {
     const routes = this.#routes;
     for (let i = 0; i < routes.length; i++) {

@@ -83,7 +83,7 @@ export interface RequestContext {
   readonly method: string;
   /** Request target as it will be forwarded (path and query). A plugin may rewrite it. */
   path: string;
-  /** Host the client asked for, lower-case, without port ('' when absent). */
+  /** Host the client asked for, lower-case, without port or trailing dot ('' when absent). */
   readonly host: string;
   /** Address of the client that connected (or, behind a trusted proxy, the one it names). */
   readonly clientIp: string;

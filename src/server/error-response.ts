@@ -81,10 +81,21 @@ const PARSER_ANSWERS = {
  * `headers_timeout`, else 400; then closes. When a response to an earlier
  * pipelined request is still being produced on this connection, an answer
  * cannot be put in order, so the connection is cut.
+ *
+ * Bytes after a request that closes the connection (`Connection: close`,
+ * HTTP/1.0 without keep-alive) are no refused request: RFC 9112 §9.6, that
+ * request's response is still sent, what follows is ignored (llhttp reports
+ * every later chunk again, and each is dropped here), and the connection
+ * closes after the response.
  */
 export function answerParserError(err: NodeJS.ErrnoException, socket: Socket): void {
   // `_httpMessage` is the response Node is writing on this socket (it is how Node's own default handler decides).
-  if (!socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+  const pending = (socket as Socket & { _httpMessage?: unknown })._httpMessage != null;
+  if (err.code === 'HPE_CLOSED_CONNECTION') {
+    if (!pending) socket.destroySoon();
+    return;
+  }
+  if (!socket.writable || pending) {
     socket.destroy();
     return;
   }

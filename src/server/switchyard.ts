@@ -400,6 +400,7 @@ export class Switchyard {
     const server = traffic.server;
     const where = `${(server.address() as AddressInfo).address}:${(server.address() as AddressInfo).port}`;
     server.prependListener('request', endAfterResponse);
+    server.prependListener('checkContinue', endAfterResponse);
     const closed = traffic.close();
     const sweep = setInterval(() => server.closeIdleConnections(), 100);
     const done = (async () => {

@@ -1,6 +1,8 @@
 /**
- * The traffic listener. Every request is served by the generation that was
- * current when it arrived; swapping generations is one assignment.
+ * The traffic listener. Every request is served by the generation that is
+ * current when its turn comes; swapping generations is one assignment.
+ * Requests of one connection are served one after another
+ * (connection-turn.ts).
  *
  * Before anything is routed, a request passes the guard (framing, Host,
  * version, header count: request-guard.ts) and its target is normalized
@@ -24,12 +26,28 @@ import type { Generation, RouteTarget } from './generation.js';
 import { RequestBody } from './request-body.js';
 import { isWholeBody, readWholeBody } from './whole-body.js';
 import { checkRequest, isValidHostHeader } from './request-guard.js';
+import { passTurn, takeTurn, waitTurn } from './connection-turn.js';
 import { closeAfterResponse, drainUnreadBody, hasUnreadBody, isClosing, LINGER_MS, settleUnreadBody } from './unread-body.js';
 
 const kContext = Symbol('switchyard.context');
 const kGeneration = Symbol('switchyard.generation');
+const kExpectsContinue = Symbol('switchyard.expectsContinue');
 
-type TrackedResponse = ServerResponse & { [kContext]?: ProxyContext; [kGeneration]?: Generation };
+type TrackedResponse = ServerResponse & { [kContext]?: ProxyContext; [kGeneration]?: Generation; [kExpectsContinue]?: true };
+
+/**
+ * An Upgrade or CONNECT request, for which Node hands over the raw socket,
+ * that arrived while a response was still in flight on its connection.
+ */
+class WaitingHandover {
+  constructor(
+    readonly req: IncomingMessage,
+    readonly head: Buffer,
+  ) {}
+}
+
+/** What waits for its turn on a connection: the response of a request, or a handed-over socket. */
+type WaitingRequest = ServerResponse | WaitingHandover;
 
 const NO_ROUTE = new LbError('LB_ERR_NO_ROUTE');
 const BODY_TOO_LARGE = new LbError('LB_ERR_BODY_TOO_LARGE');
@@ -55,9 +73,10 @@ const MAX_HEADERS_KEPT = 10_001;
  * A 'close' listener for every response (one function per server, with
  * `this` the response): release the generation; when the response did not
  * finish, log a backend that broke off mid-response and cancel the upstream
- * request (the client went away); drain a small unread body.
+ * request (the client went away); drain a small unread body; serve the next
+ * request waiting on the connection.
  */
-function responseCloseListener(logger: Logger): (this: TrackedResponse) => void {
+function responseCloseListener(logger: Logger, serveNext: (next: WaitingRequest) => void): (this: TrackedResponse) => void {
   return function onResponseClose(this: TrackedResponse): void {
     const ctx = this[kContext];
     if (ctx !== undefined && !this.writableFinished) {
@@ -73,6 +92,8 @@ function responseCloseListener(logger: Logger): (this: TrackedResponse) => void 
     }
     this[kGeneration]!.leave();
     drainUnreadBody(this.req);
+    const next = passTurn<WaitingRequest>(this.req.socket);
+    if (next !== undefined) serveNext(next);
   };
 }
 
@@ -96,7 +117,11 @@ function destroyIfOpen(socket: Socket): void {
 
 function ignoreError(): void {}
 
-/** "Example.COM:8080" → "example.com"; "[::1]:80" → "[::1]". */
+/**
+ * "Example.COM:8080" → "example.com"; "[::1]:80" → "[::1]". A trailing dot
+ * goes too, as in nginx: "example.com." is the same name written fully
+ * qualified, and must match the routes of "example.com".
+ */
 export function hostWithoutPort(host: string | undefined): string {
   if (host === undefined) return '';
   let end = host.length;
@@ -104,6 +129,7 @@ export function hostWithoutPort(host: string | undefined): string {
   else {
     const colon = host.indexOf(':');
     if (colon !== -1) end = colon;
+    if (end > 1 && host.charCodeAt(end - 1) === 46 /* . */) end--;
   }
   return host.slice(0, end).toLowerCase();
 }
@@ -126,7 +152,7 @@ export class TrafficServer {
     private readonly logger: Logger,
   ) {
     this.generation = generation;
-    this.#onResponseClose = responseCloseListener(logger);
+    this.#onResponseClose = responseCloseListener(logger, this.#serveNext);
     const config = generation.config.server;
     const options = TrafficServer.serverOptions(config);
     this.protocol = config.tls ? 'https' : 'http';
@@ -139,6 +165,7 @@ export class TrafficServer {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });
+    this.server.on('checkContinue', this.#onCheckContinue);
     this.server.on('clientError', this.#onClientError);
     this.server.on('upgrade', this.#onUpgrade);
     this.server.on('connect', this.#onConnect);
@@ -200,19 +227,49 @@ export class TrafficServer {
   }
 
   readonly #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const socket = req.socket;
     // Pipelined behind a response that closes the connection: never served.
-    if (isClosing(req.socket)) {
+    if (isClosing(socket)) {
       req.resume();
       return;
     }
+    if (!takeTurn(socket)) {
+      waitTurn(socket, res);
+      return;
+    }
+    this.#serveRequest(req, res);
+  };
+
+  /**
+   * `Expect: 100-continue` (Node asks here instead of answering 100 itself):
+   * the client is invited to send its body only once the request is
+   * admitted, so a body over `max_body` gets its 413 without a 100 first.
+   * (A final answer without a 100 makes Node close the connection: the
+   * client may or may not send the body it held back.)
+   */
+  readonly #onCheckContinue = (req: IncomingMessage, res: ServerResponse): void => {
+    (res as TrackedResponse)[kExpectsContinue] = true;
+    this.#onRequest(req, res);
+  };
+
+  /** The response in flight on a connection closed: what waited behind it is served now. */
+  readonly #serveNext = (next: WaitingRequest): void => {
+    if (!(next instanceof WaitingHandover)) this.#serveRequest(next.req, next);
+    else if (next.req.method === 'CONNECT') refuseConnect(next.req, next.req.socket);
+    else this.#serveUpgradeRequest(next.req, next.req.socket, next.head);
+  };
+
+  #serveRequest(req: IncomingMessage, res: ServerResponse): void {
     const generation = this.generation;
     generation.enter();
     (res as TrackedResponse)[kGeneration] = generation;
     // `on`, not `once`: a response closes once, and once() would wrap the listener per request.
     res.on('close', this.#onResponseClose);
     const route = this.#admit(req, res, generation);
-    if (route !== undefined) void this.#serve((res as TrackedResponse)[kContext]!, route);
-  };
+    if (route === undefined) return;
+    if ((res as TrackedResponse)[kExpectsContinue] === true) res.writeContinue();
+    void this.#serve((res as TrackedResponse)[kContext]!, route);
+  }
 
   /**
    * Guard, target normalization, body limit, routing; on success the
@@ -340,14 +397,27 @@ export class TrafficServer {
   readonly #onUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
     // Node removed its own listeners from the socket: an error must not go unhandled.
     socket.on('error', ignoreError);
-    if (isClosing(socket) || this.#closing) {
+    if (isClosing(socket)) {
+      socket.destroy();
+      return;
+    }
+    // Its turn ends with the connection: Node's parser is gone, nothing more is read as requests.
+    if (!takeTurn(socket)) {
+      waitTurn(socket, new WaitingHandover(req, head));
+      return;
+    }
+    this.#serveUpgradeRequest(req, socket, head);
+  };
+
+  #serveUpgradeRequest(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    if (this.#closing) {
       socket.destroy();
       return;
     }
     const generation = this.generation;
     generation.enter();
     void this.#serveUpgrade(req, socket, head, generation).finally(() => generation.leave());
-  };
+  }
 
   async #serveUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, generation: Generation): Promise<void> {
     const protocol = req.headers.upgrade as string;
@@ -419,16 +489,24 @@ export class TrafficServer {
     openTunnel(socket, upstream, head, exchange.backend, this.generation.config.server.idleTimeout);
   }
 
-  /** CONNECT asks for a forward proxy, which Switchyard is not. */
-  readonly #onConnect = (req: IncomingMessage, socket: Socket): void => {
+  /** CONNECT asks for a forward proxy, which Switchyard is not: refused in its turn (its answer ends the connection). */
+  readonly #onConnect = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
     socket.on('error', ignoreError);
-    const res = new http.ServerResponse(req);
-    res.shouldKeepAlive = false;
-    res.assignSocket(socket);
-    res.once('finish', endUpgradeAnswer);
-    closeAfterResponse(req, res);
-    writeError(req, res, CONNECT_REFUSED);
+    if (!takeTurn(socket)) {
+      waitTurn(socket, new WaitingHandover(req, head));
+      return;
+    }
+    refuseConnect(req, socket);
   };
+}
+
+function refuseConnect(req: IncomingMessage, socket: Socket): void {
+  const res = new http.ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket);
+  res.once('finish', endUpgradeAnswer);
+  closeAfterResponse(req, res);
+  writeError(req, res, CONNECT_REFUSED);
 }
 
 function writeLocalResponse(req: IncomingMessage, res: ServerResponse, response: LocalResponse): void {

@@ -30,6 +30,12 @@ describe('Host, request-target and version', () => {
         match = { host = "vhost.example" }
         pool = "vhost"
         [[routes]]
+        match = { host = "*.wild.example" }
+        pool = "vhost"
+        [[routes]]
+        match = { host = "fqdn.example." }
+        pool = "vhost"
+        [[routes]]
         match = { path_prefix = "/admin" }
         pool = "admin"
         [[routes]]
@@ -96,6 +102,11 @@ describe('Host, request-target and version', () => {
       host: 'VHOST.example:8080',
     },
     { desc: 'Host matched without port, any case', request: 'GET /p HTTP/1.1\r\nHost: Vhost.Example:81\r\n\r\n', backend: () => vhost, url: '/p', host: 'Vhost.Example:81' },
+    { desc: 'Host with a trailing dot (fully qualified): routed as without it, forwarded as sent', request: 'GET /fq HTTP/1.1\r\nHost: vhost.example.\r\n\r\n', backend: () => vhost, url: '/fq', host: 'vhost.example.' },
+    { desc: 'trailing dot and a port', request: 'GET /fqp HTTP/1.1\r\nHost: VHOST.example.:81\r\n\r\n', backend: () => vhost, url: '/fqp', host: 'VHOST.example.:81' },
+    { desc: 'trailing dot on a wildcard route\'s subdomain', request: 'GET /w HTTP/1.1\r\nHost: a.wild.example.\r\n\r\n', backend: () => vhost, url: '/w', host: 'a.wild.example.' },
+    { desc: 'a route written with a trailing dot matches the name without it', request: 'GET /cfg HTTP/1.1\r\nHost: fqdn.example\r\n\r\n', backend: () => vhost, url: '/cfg', host: 'fqdn.example' },
+    { desc: 'absolute-form with a trailing dot', request: 'GET http://vhost.example./abs HTTP/1.1\r\nHost: other\r\n\r\n', backend: () => vhost, url: '/abs', host: 'vhost.example.' },
     { desc: 'IPv6 literal Host', request: 'GET /v6 HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n', backend: () => web, url: '/v6', host: '[::1]:8080' },
   ];
   for (const { desc, request, backend, url, host } of ROUTED) {

@@ -139,6 +139,16 @@ describe('request body limits', () => {
     assert.equal(backend.seen.length, before);
   });
 
+  it('Expect: 100-continue with a Content-Length over max_body: 413 straight away, never 100 Continue', async () => {
+    const before = backend.seen.length;
+    const result = await sendRaw(lb.port, 'PUT /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 70000\r\nExpect: 100-continue\r\n\r\n', {
+      responses: 1,
+    });
+    assert.deepEqual(result.responses.map((r) => r.status), [413], result.text);
+    assert.match(result.responses[0]!.headers.connection ?? '', /close/);
+    assert.equal(backend.seen.length, before);
+  });
+
   it('a chunked body over max_body: cut mid-stream, upstream aborted, client 413', async () => {
     const before = backend.seen.length;
     const chunk = `${(8192).toString(16)}\r\n${'x'.repeat(8192)}\r\n`;

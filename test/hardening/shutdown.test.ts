@@ -90,6 +90,22 @@ describe('graceful shutdown (lb run)', () => {
     await lb.waitForLog((l) => l.msg === 'shutdown complete');
   });
 
+  it('SIGTERM while pipelined requests wait behind one in flight: that one completes with Connection: close, the others are never served', async () => {
+    const lb = await start('pipelined');
+    const hitsBefore = backend.hits;
+    const pipelined = sendRaw(lb.port, 'GET /slow HTTP/1.1\r\nHost: a\r\n\r\n' + 'GET /fast HTTP/1.1\r\nHost: a\r\n\r\n'.repeat(2), { timeoutMs: 5000 });
+    while (backend.hits === hitsBefore) await new Promise((r) => setTimeout(r, 5));
+    const exit = once(lb.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+    lb.child.kill('SIGTERM');
+    const result = await pipelined;
+    assert.ok(result.closed);
+    assert.deepEqual(result.responses.map((r) => r.body), ['slow done'], result.text);
+    assert.match(result.responses[0]!.headers.connection ?? '', /close/);
+    assert.equal(backend.hits - hitsBefore, 1, 'the waiting requests never reached the backend');
+    const [code] = await exit;
+    assert.equal(code, 0);
+  });
+
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     it(`a second ${signal} exits at once, without waiting for in-flight requests`, async () => {
       const lb = await start(`twice-${signal}`);

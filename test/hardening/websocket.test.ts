@@ -225,6 +225,34 @@ describe('WebSocket passthrough', () => {
     }
   });
 
+  it('an Upgrade pipelined behind a request waits for its response, then becomes a tunnel', async () => {
+    const socket = net.connect(lb.port, '127.0.0.1');
+    socket.on('error', () => {});
+    try {
+      let received = Buffer.alloc(0);
+      const key = randomBytes(16).toString('base64');
+      socket.write(
+        'GET /page HTTP/1.1\r\nHost: ws.example\r\n\r\n' +
+          `GET /chat HTTP/1.1\r\nHost: ws.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      );
+      socket.write(clientFrame('first'));
+      const frameAt = () => received.indexOf('\r\n\r\n', received.indexOf('101 Switching Protocols')) + 4;
+      await new Promise<void>((resolve, reject) => {
+        socket.on('data', (d: Buffer) => {
+          received = Buffer.concat([received, d]);
+          if (received.includes('101 Switching Protocols') && frameAt() > 3 && received.length > frameAt()) resolve();
+        });
+        socket.once('close', () => reject(new Error(`closed: ${received.toString('latin1')}`)));
+      });
+      const text = received.toString('latin1');
+      assert.match(text, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\n(one|two)HTTP\/1\.1 101 Switching Protocols\r\n/, 'the answer to the request, then the switch');
+      const name = /X-Backend: (\w+)/i.exec(text)![1]!;
+      assert.equal(frameText(received.subarray(frameAt())), `${name}:first`, 'the bytes sent behind the Upgrade went through the tunnel');
+    } finally {
+      socket.destroy();
+    }
+  });
+
   it('an Upgrade request with a body is refused', async () => {
     const ws = await openWebSocket(lb.port, '/with-body', 'Content-Length: 5\r\n');
     await ws.closed;
