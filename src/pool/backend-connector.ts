@@ -7,10 +7,11 @@
  * the connector undici would build is built here with its timer off, and a
  * plain Node timer per connection attempt does the timing. One timer and one
  * closure per new connection, none per request: pooled connections are
- * reused.
+ * reused. Each connected socket is also watched (src/proxy/backend-socket.ts).
  */
 import type { Socket } from 'node:net';
 import type { buildConnector as BuildConnector } from 'undici';
+import { watchBackendSocket } from '../proxy/backend-socket.js';
 import { buildConnector, ConnectTimeoutError } from '../proxy/undici-parts.js';
 
 /** undici's connector for a Pool, failing a connection not accepted (TLS: not set up) within `timeoutMs`. */
@@ -23,6 +24,7 @@ export function createBackendConnector(timeoutMs: number): BuildConnector.connec
     const socket = connect(options, (...result) => {
       settled = true;
       if (timer !== undefined) clearTimeout(timer);
+      if (result[1] != null) watchBackendSocket(result[1] as Socket);
       callback(...result);
     }) as unknown as Socket;
     if (!settled && timeoutMs > 0) timer = setTimeout(expire, timeoutMs, socket, options, timeoutMs).unref();

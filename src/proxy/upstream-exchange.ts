@@ -9,13 +9,12 @@
  * socket is paused), then streamed with backpressure: when the client is
  * slow, the backend socket is paused, so no response is ever buffered whole.
  */
-import { subscribe } from 'node:diagnostics_channel';
 import type { ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { LbError } from '../errors.js';
 import type { Backend } from '../pool/backend.js';
 import { BackendResponse, type ProxyContext } from '../pipeline/context.js';
+import { failedOnUsedSocket } from './backend-socket.js';
 import { responseHeaders } from './hop-by-hop.js';
 import { upstreamError } from './upstream-errors.js';
 
@@ -31,27 +30,6 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
  * used, so the pool soon runs out of stale ones.
  */
 const MAX_STALE_RESENDS = 3;
-
-/** Requests a backend socket has carried (set as each is written). */
-const kRequestsCarried = Symbol('switchyard.requestsCarried');
-/** The backend reset this socket. */
-const kPeerReset = Symbol('switchyard.peerReset');
-type BackendSocket = Socket & { [kRequestsCarried]?: number; [kPeerReset]?: true };
-
-/**
- * Runs before undici's own 'error' listener (it is prepended), so an
- * exchange that undici completes from inside that listener can tell the
- * connection was reset, not closed.
- */
-function notePeerReset(this: BackendSocket, err: NodeJS.ErrnoException): void {
-  if (err.code === 'ECONNRESET') this[kPeerReset] = true;
-}
-
-function peerResetMidBody(): Error {
-  return Object.assign(new Error('the backend reset the connection in the middle of a close-delimited body'), {
-    code: 'ECONNRESET',
-  });
-}
 
 /**
  * A complete body up to this size is written as a latin1 string: Node then
@@ -109,10 +87,6 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   #settled = false;
   #cancelled = false;
   #staleResends = 0;
-  /** The socket this attempt's request was written on (see #onSendHeaders). */
-  #socket: BackendSocket | undefined;
-  /** Whether that socket had carried a request before this one. */
-  #reusedSocket = false;
   /** A 204 or 304: no body, whatever Content-Length says. */
   #bodyless = false;
   /** performance.now() at start(), for the backend's duration histogram. */
@@ -139,41 +113,8 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.backend.dispatcher.dispatch(this.options, this);
   }
 
-  /**
-   * The exchange whose onConnect ran last. undici calls onConnect and then,
-   * synchronously, writes the request and publishes which socket it is on.
-   */
-  static #connecting: UpstreamExchange | undefined;
-
-  /**
-   * undici's `undici:client:sendHeaders` diagnostics message: which socket
-   * a request is about to be written on. undici tells a handler nothing
-   * else about its connection, and two decisions need it: whether a failed
-   * request may be resent as stale (only on a reused socket), and whether
-   * a close-delimited body ended in a reset. Other undici requests in the
-   * process (a plugin's fetch) publish here too: the abort function undici
-   * handed to this exchange's onConnect is the request's own, which tells
-   * them apart.
-   */
-  static #onSendHeaders(message: unknown): void {
-    const exchange = UpstreamExchange.#connecting;
-    const { request, socket } = message as { request: { abort?: unknown }; socket: BackendSocket };
-    if (exchange === undefined || request.abort !== exchange.#abort) return;
-    UpstreamExchange.#connecting = undefined;
-    const carried = (socket[kRequestsCarried] ?? 0) + 1;
-    socket[kRequestsCarried] = carried;
-    if (carried === 1) socket.prependListener('error', notePeerReset);
-    exchange.#socket = socket;
-    exchange.#reusedSocket = carried > 1;
-  }
-
-  static {
-    subscribe('undici:client:sendHeaders', UpstreamExchange.#onSendHeaders);
-  }
-
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
-    UpstreamExchange.#connecting = this;
     if (this.#cancelled) abort(new Error('request cancelled by the proxy'));
   }
 
@@ -211,13 +152,6 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   }
 
   onComplete(): void {
-    // undici ends a close-delimited body at a reset as at a clean close (for
-    // macOS, which resets after a complete body); a proxy cannot know the
-    // body is complete, and must not pass a truncated one off as whole.
-    if (this.#socket?.[kPeerReset] === true && !this.#bodyless) {
-      this.onError(peerResetMidBody());
-      return;
-    }
     this.#settle();
     this.#ended = true;
     this.#res?.end();
@@ -234,13 +168,12 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
       // Cancelled (the client went away, or a plugin moved on): undici reports
       // its own abort as a socket error, which must not read as the backend's fault.
       const mapped = this.#cancelled ? new LbError('LB_ERR_CLIENT_GONE') : upstreamError(err, this.backend.url);
-      if (!this.#cancelled && this.#mayResendAsStale(mapped)) {
+      if (!this.#cancelled && this.#mayResendAsStale(err, mapped)) {
         // The backend closed a pooled keep-alive socket as we reused it: it
         // most likely never saw the request, and the method says a second
         // one is harmless anyway. The retry plugin's attempts stay untouched.
         this.#staleResends++;
         this.#abort = undefined;
-        this.#socket = undefined;
         this.backend.dispatcher.dispatch(this.options, this);
         return;
       }
@@ -340,15 +273,16 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   }
 
   /**
-   * Only a reused socket can be stale: a reset on a fresh connection is the
-   * backend's answer to this request, and only the retry plugin may decide
-   * to send it again (Go's http.Transport draws the same line).
+   * Only a socket that had read bytes before it failed can be stale: a
+   * connection opened for this request and broken before a byte came back
+   * is the backend's answer to it, and only the retry plugin may send it
+   * again (Go's http.Transport draws the same line at reused connections).
    */
-  #mayResendAsStale(err: LbError): boolean {
+  #mayResendAsStale(err: Error, mapped: LbError): boolean {
     return (
-      this.#reusedSocket &&
+      failedOnUsedSocket(err) &&
       this.#staleResends < MAX_STALE_RESENDS &&
-      err.code === 'LB_ERR_UPSTREAM_RESET' &&
+      mapped.code === 'LB_ERR_UPSTREAM_RESET' &&
       IDEMPOTENT.has(this.ctx.method) &&
       (this.options.body === null || this.options.body === undefined || Buffer.isBuffer(this.options.body))
     );
