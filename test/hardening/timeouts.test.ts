@@ -58,17 +58,24 @@ describe('client-side timeouts', () => {
         sockets.push(socket);
       }
       // Normal clients, in parallel with the trickle, for longer than headers_timeout.
+      // What matters is that they are served while every trickler still holds
+      // its socket, not how many fit in the time: that depends on the machine.
       const statuses: number[] = [];
+      const batchesDoneAt: number[] = [];
       while (Date.now() - started < 1800) {
         const batch = await Promise.all(Array.from({ length: 10 }, () => fetch(`${lb.url}/normal`).then(async (r) => (await r.text(), r.status))));
         statuses.push(...batch);
+        batchesDoneAt.push(Date.now() - started);
       }
-      assert.ok(statuses.length >= 50, `only ${statuses.length} normal requests ran`);
       assert.deepEqual(new Set(statuses), new Set([200]), 'every normal request succeeded');
       const deadline = Date.now() + 3000;
       while (closedAt.length < SLOW && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       assert.equal(closedAt.length, SLOW, 'every slowloris socket was cut');
       assert.ok(Math.min(...closedAt) >= 900, `cut too early: ${Math.min(...closedAt)}ms`);
+      assert.ok(
+        batchesDoneAt.filter((t) => t < Math.min(...closedAt)).length >= 2,
+        `normal requests were served while all ${SLOW} tricklers were connected (batches done at ${batchesDoneAt.join(', ')} ms; first cut at ${Math.min(...closedAt)} ms)`,
+      );
       assert.ok(Math.max(...closedAt) < 3500, `cut too late: ${Math.max(...closedAt)}ms`);
       assert.ok(answers.every((a) => a === '' || a.startsWith('HTTP/1.1 408')), 'a trickler gets 408 (or nothing)');
       assert.ok(!backend.seen.some((s) => s.url === '/slow'), 'no trickled request reached the backend');
