@@ -31,6 +31,7 @@ import {
   durationSchema,
   parseDuration,
   readCookie,
+  TIMER_BOUNDS,
   type Logger,
   type MiddlewareInstance,
   type Next,
@@ -77,8 +78,8 @@ export interface Bucket {
   updatedAt: number;
 }
 
-/** Tolerance for float error: 5 tokens/s × 200 ms must make a whole token. */
-const EPSILON = 1e-9;
+/** Tolerance for float error: 5 tokens/s × 200 ms must make a whole token (the Redis script uses it too). */
+export const EPSILON = 1e-9;
 
 /**
  * Refills `bucket` up to `now` and takes one token if there is one. Pure
@@ -242,6 +243,7 @@ export const schema = {
     redis_timeout: durationSchema(
       'With store = "redis": longest wait for Redis on a request before failing open or closed.',
       '100ms',
+      TIMER_BOUNDS,
     ),
     max_keys: {
       type: 'integer',

@@ -6,24 +6,32 @@
  * reloads), never one per request.
  *
  * When Redis is unreachable or slow, requests are not held: each decision
- * fails open (allowed) or closed (refused) after `timeoutMs`, as configured,
- * and the outage is logged once, and its end once.
+ * fails open (allowed) or closed (refused) after `timeoutMs`, as configured.
+ * Each outage is logged once, when a command first fails, and its end once,
+ * when Redis first answers a command again.
  */
 import { Redis } from 'ioredis';
 import type { Logger } from '../../src/index.js';
-import type { Decision, RateLimitStore } from '../rate-limit.js';
+import { EPSILON, type Decision, type RateLimitStore } from '../rate-limit.js';
 
 /**
  * KEYS[1] bucket; ARGV: rate (tokens/s), burst. Returns { allowed, milli-tokens left }.
- * Tokens are kept in milli-tokens as integers: Lua numbers returned to Redis
- * are truncated to integers, and integer math keeps instances in agreement.
+ *
+ * Tokens are kept as a float and time in microseconds (Redis's TIME), so a
+ * refill is exact however often a key asks: a slow rate (0.2/s) asked every
+ * millisecond still adds up to a token every 5 s. Every instance runs this
+ * same script inside the one Redis, so they agree without integer math. The
+ * fields are written with 17 significant digits so nothing is lost between
+ * requests; the reply is in whole milli-tokens because Redis truncates Lua
+ * numbers to integers. (Fields `m`/`t` of an older version's buckets are
+ * ignored: such a bucket starts full once.)
  */
 const TAKE_TOKEN = `
 local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2]) * 1000
+local burst = tonumber(ARGV[2])
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local state = redis.call('HMGET', KEYS[1], 'm', 't')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'us')
 local tokens = tonumber(state[1])
 local last = tonumber(state[2])
 if tokens == nil or last == nil then
@@ -31,17 +39,17 @@ if tokens == nil or last == nil then
   last = now
 end
 if now > last then
-  tokens = math.min(burst, tokens + math.floor((now - last) * rate))
+  tokens = math.min(burst, tokens + (now - last) * rate / 1000000)
   last = now
 end
 local allowed = 0
-if tokens >= 1000 then
-  tokens = tokens - 1000
+if tokens >= 1 - ${EPSILON} then
+  tokens = math.max(0, tokens - 1)
   allowed = 1
 end
-redis.call('HSET', KEYS[1], 'm', tokens, 't', last)
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate) + 1000)
-return { allowed, tokens }
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'us', string.format('%.17g', last))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+return { allowed, math.floor(tokens * 1000 + ${EPSILON}) }
 `;
 
 type ScriptedRedis = Redis & { takeToken(key: string, rate: number, burst: number): Promise<[number, number]> };
@@ -76,12 +84,10 @@ export class RedisBucketStore implements RateLimitStore {
       lazyConnect: false,
     }) as ScriptedRedis;
     this.#redis.defineCommand('takeToken', { numberOfKeys: 1, lua: TAKE_TOKEN });
+    // Availability follows what commands see. A stalled server times commands
+    // out while the connection stays up, so no 'ready' follows its recovery:
+    // the first command it answers again is what ends the outage.
     this.#redis.on('error', (err: Error) => this.#unavailable(err));
-    this.#redis.on('ready', () => {
-      if (this.#available) return;
-      this.#available = true;
-      options.logger.info({ redis: options.url }, `rate-limit: Redis at ${options.url} is reachable again`);
-    });
     const burst = options.burst;
     this.#failed =
       options.failure === 'open'
@@ -98,10 +104,16 @@ export class RedisBucketStore implements RateLimitStore {
     );
   }
 
+  #reachable(): void {
+    this.#available = true;
+    this.#options.logger.info({ redis: this.#options.url }, `rate-limit: Redis at ${this.#options.url} is reachable again`);
+  }
+
   async take(key: string): Promise<Decision> {
     const { rate, burst, keyPrefix } = this.#options;
     try {
       const [allowed, milliTokens] = await this.#redis.takeToken(keyPrefix + key, rate, burst);
+      if (!this.#available) this.#reachable();
       const tokens = milliTokens / 1000;
       return {
         allowed: allowed === 1,

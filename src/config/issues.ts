@@ -40,7 +40,7 @@ export function keyPathOf(segments: readonly string[]): string {
   return out;
 }
 
-function pointerSegments(pointer: string): string[] {
+export function pointerSegments(pointer: string): string[] {
   if (pointer === '') return [];
   return pointer
     .slice(1)

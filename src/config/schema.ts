@@ -4,7 +4,8 @@
  * plugin's own schema, so a plugin's options never need a core change.
  * Every property has a description: `lb schema` and the docs come from it.
  */
-import { durationSchema, sizeSchema } from '../units.js';
+import { durationSchema, MAX_TIMER_DURATION, sizeSchema, TIMER_BOUNDS } from '../units.js';
+import { BACKEND_URL_PATTERN, LISTEN_PATTERN } from './addresses.js';
 import type { JsonSchema } from '../plugin/types.js';
 
 const pluginName = {
@@ -25,8 +26,9 @@ export const pluginTableSchema: JsonSchema = {
 
 const listenSchema = (what: string, def?: string) => ({
   type: 'string',
-  pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]*):\\d{1,5}$',
-  description: `${what} as host:port ("127.0.0.1:8080", "[::1]:8080", ":8080" for every address).`,
+  pattern: LISTEN_PATTERN,
+  listenAddress: true,
+  description: `${what} as host:port ("127.0.0.1:8080", "[::1]:8080", ":8080" for every address); the host is an IPv4 address, an IPv6 address in brackets or a host name, the port 0-65535 (0: any free port).`,
   ...(def === undefined ? {} : { default: def }),
 });
 
@@ -38,8 +40,8 @@ const healthSchema: JsonSchema = {
   description: 'Active health checks for this pool. Without this table only passive failure detection applies.',
   properties: {
     checker: { ...pluginName, default: 'http', description: 'The health-check plugin: http | tcp | a path or package.' },
-    interval: durationSchema('Time between two probes of one backend.', '5s'),
-    timeout: durationSchema('A probe taking longer than this counts as failed.', '1s'),
+    interval: durationSchema('Time between two probes of one backend.', '5s', TIMER_BOUNDS),
+    timeout: durationSchema('A probe taking longer than this counts as failed.', '1s', TIMER_BOUNDS),
     unhealthy_after: {
       type: 'integer',
       minimum: 1,
@@ -64,7 +66,8 @@ const backendSchema: JsonSchema = {
   properties: {
     url: {
       type: 'string',
-      pattern: '^https?://[^/?#\\s]+/?$',
+      pattern: BACKEND_URL_PATTERN,
+      backendUrl: true,
       description: 'Origin of the backend: scheme, host and port, e.g. "http://127.0.0.1:8001" (no path).',
     },
     weight: {
@@ -89,10 +92,11 @@ const poolSchema: JsonSchema = {
       default: 'round-robin',
       anyOf: [pluginName, { ...pluginTableSchema, description: 'A strategy plugin and its options.' }],
     },
-    connect_timeout: durationSchema('Time allowed to open a connection to a backend; past it the attempt fails (504).', '2s'),
+    connect_timeout: durationSchema('Time allowed to open a connection to a backend; past it the attempt fails (504).', '2s', TIMER_BOUNDS),
     response_timeout: durationSchema(
       'Time from sending the request to the first response byte, and the longest pause inside a response body; past it: 504.',
       '30s',
+      TIMER_BOUNDS,
     ),
     max_connections: {
       type: 'integer',
@@ -114,7 +118,7 @@ const poolSchema: JsonSchema = {
       description:
         'Consecutive connect failures, resets or invalid responses on real traffic that take a backend out of rotation at once (0: never). Active checks bring it back; without a health table it returns after `passive_cooldown`.',
     },
-    passive_cooldown: durationSchema('With no active health checks: how long a backend marked down by passive detection stays out.', '10s'),
+    passive_cooldown: durationSchema('With no active health checks: how long a backend marked down by passive detection stays out (to never take backends out on real traffic, set passive_failures = 0).', '10s', TIMER_BOUNDS),
     backends: { type: 'array', minItems: 1, items: backendSchema, description: 'The backends of this pool.' },
     health: healthSchema,
   },
@@ -194,15 +198,17 @@ export const coreSchema: JsonSchema = {
           default: 100,
           description: 'Requests with more header fields than this get 431 (nothing is forwarded with a truncated header set).',
         },
-        headers_timeout: durationSchema('A client must finish sending its header section within this.', '10s'),
+        headers_timeout: durationSchema('A client must finish sending its header section within this.', '10s', TIMER_BOUNDS),
         body_timeout: durationSchema(
           'Longest pause allowed between two pieces of a request body while Switchyard is reading it; past it the upload is cut (408).',
           '30s',
+          TIMER_BOUNDS,
         ),
-        idle_timeout: durationSchema('Keep-alive client connections idle longer than this are closed.', '60s'),
+        idle_timeout: durationSchema('Keep-alive client connections idle longer than this are closed.', '60s', TIMER_BOUNDS),
         shutdown_grace: durationSchema(
-          'On SIGTERM/SIGINT: stop accepting, let in-flight requests finish for this long, then exit.',
+          'On SIGTERM/SIGINT: stop accepting, let in-flight requests finish for this long, then exit ("0s": cut them at once).',
           '10s',
+          { max: MAX_TIMER_DURATION },
         ),
         trusted_proxies: {
           type: 'array',

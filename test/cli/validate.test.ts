@@ -98,6 +98,48 @@ const invalid: { desc: string; toml: string; line: number; key: string; says: Re
     says: /unknown key "max_bodyy"; allowed keys here: listen, workers, max_body/,
   },
   {
+    desc: 'a health interval longer than a timer can wait',
+    toml: `${POOL}[pools.web.health]\nchecker = "tcp"\ninterval = "1000h"\n`,
+    line: 5,
+    key: 'pools.web.health.interval',
+    says: /must be at most "500h", about 20 days: Node's timers cannot wait longer than 24\.8 days \(got "1000h"\)/,
+  },
+  {
+    desc: 'a health interval of 0',
+    toml: `${POOL}[pools.web.health]\nchecker = "tcp"\ninterval = "0ms"\n`,
+    line: 5,
+    key: 'pools.web.health.interval',
+    says: /must be longer than 0 \(got "0ms"\)/,
+  },
+  {
+    desc: 'a shutdown grace of 25 days',
+    toml: `[server]\nshutdown_grace = "600h"\n${POOL}`,
+    line: 2,
+    key: 'server.shutdown_grace',
+    says: /must be at most "500h"/,
+  },
+  {
+    desc: 'a listen port past 65535',
+    toml: `[server]\nlisten = "127.0.0.1:99999"\n${POOL}`,
+    line: 2,
+    key: 'server.listen',
+    says: /port 99999 is out of range: write a port from 1 to 65535 \(or 0 for any free port\)/,
+  },
+  {
+    desc: 'a listen address that is no IPv4 address',
+    toml: `[server]\nlisten = "999.1.1.1:8080"\n${POOL}`,
+    line: 2,
+    key: 'server.listen',
+    says: /"999\.1\.1\.1" is not an IPv4 address: write four numbers from 0 to 255/,
+  },
+  {
+    desc: 'the admin listener on the traffic port',
+    toml: `[server]\nlisten = "127.0.0.1:18089"\n[admin]\nlisten = "127.0.0.1:18089"\n${POOL}`,
+    line: 4,
+    key: 'admin.listen',
+    says: /takes the port of server\.listen .*give the admin listener a port of its own/,
+  },
+  {
     desc: 'TOML syntax error',
     toml: `${POOL}[server\nlisten = "x"\n`,
     line: 3,
@@ -117,6 +159,47 @@ for (const c of invalid) {
     assert.match(first, c.says);
   });
 }
+
+test('lb validate: a core-schema problem does not hide the plugin-table and route problems after it', async () => {
+  const res = await validateText(`[server]
+listen = "127.0.0.1:99999"
+
+[pools.web]
+strategy = { plugin = "consistent-hash", replicas = "many" }
+backends = [{ url = "http://127.0.0.1:8001", weight = -2 }]
+
+[pools.web.health]
+checker = "http"
+path = 5
+
+[[routes]]
+match = { path_prefix = "/" }
+pool = "api"
+
+[[pipeline]]
+plugin = "sticky-session"
+same_site = "Sideways"
+`);
+  assert.equal(res.code, 1, res.stderr);
+  const lines = res.stderr.trimEnd().split('\n');
+  const where = (line: number, col: number, key: string) => `${res.file}:${line}:${col} ${key}: `;
+  const expected = [
+    where(2, 1, 'server.listen'),
+    where(5, 42, 'pools.web.strategy.replicas'),
+    where(6, 46, 'pools.web.backends[0].weight'),
+    where(10, 1, 'pools.web.health.path'),
+    where(14, 1, 'routes[0].pool'),
+    where(18, 1, 'pipeline[0].same_site'),
+  ];
+  assert.equal(lines.length, expected.length + 1, res.stderr);
+  expected.forEach((prefix, i) => assert.ok(lines[i]!.startsWith(prefix), `line ${i + 1}: expected "${prefix}…", got: ${lines[i]}`));
+  assert.match(lines.at(-1)!, /^6 problem\(s\) in /);
+});
+
+test('lb validate: shutdown_grace = "0s" (cut at once) and the longest durations are valid', async () => {
+  const res = await validateText(`[server]\nshutdown_grace = "0s"\nidle_timeout = "500h"\n${POOL}[pools.web.health]\nchecker = "tcp"\ninterval = "500h"\n`);
+  assert.equal(res.code, 0, res.stderr);
+});
 
 test('lb validate: a missing file is a usage/IO error (exit 2)', async () => {
   const res = await lb(['validate', '-c', '/nonexistent/lb.toml']);

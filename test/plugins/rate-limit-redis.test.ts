@@ -2,6 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import type { Logger } from '../../src/index.js';
+import { RedisBucketStore } from '../../plugins/rate-limit/redis-store.js';
 import { startSwitchyard, type RunningSwitchyard } from '../../src/testing.js';
 import { startBackend, type TestBackend } from '../helpers/backends.js';
 import { request } from '../helpers/http-client.js';
@@ -71,6 +73,85 @@ test('redis_failure = "closed" refuses requests while Redis is unreachable', asy
   } finally {
     await lb?.close();
     await backend?.close();
+    await redis?.kill();
+  }
+});
+
+/** A logger that keeps "level: message" lines. */
+function recordingLogger(): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const at = (level: string) => (obj: object | string, msg?: string) => lines.push(`${level}: ${msg ?? String(obj)}`);
+  return { logger: { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }, lines };
+}
+
+/** Takes tokens until Redis answers one with `allowed` (the store fails closed meanwhile); bounded. */
+async function untilAnswered(store: RedisBucketStore, key: string): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    if ((await store.take(key)).allowed) return;
+    // Failing closed takes no time while the client is still connecting: give it a moment.
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('Redis did not answer within 100 attempts');
+}
+
+test('a fractional rate refills exactly however often a key asks (0.9 tokens/s, asked back to back for 2.7 s: 3 allowed)', async () => {
+  let redis: TestRedis | undefined;
+  let store: RedisBucketStore | undefined;
+  try {
+    redis = await startRedis();
+    const { logger } = recordingLogger();
+    store = new RedisBucketStore({ url: redis.url, rate: 0.9, burst: 1, failure: 'closed', timeoutMs: 1000, keyPrefix: 'test:fractional:', logger });
+    await untilAnswered(store, 'warm-up');
+    // Back to back, each request comes well under 1.1 ms (the time 0.9/s takes
+    // to make a thousandth of a token) after the one before: a refill rounded
+    // per request to whole thousandths would never give this key a token back.
+    let allowed = 0;
+    let asked = 0;
+    const started = Date.now();
+    while (Date.now() - started < 2700) {
+      const decision = await store.take('client');
+      asked++;
+      if (decision.allowed) allowed++;
+      else assert.ok(decision.retryAfterMs > 0 && decision.retryAfterMs <= 1112, `retry after ${decision.retryAfterMs} ms`);
+    }
+    // The full bucket's one token, then one every 1.11 s: at 1.11 s and 2.22 s.
+    assert.equal(allowed, 3, `${allowed} of ${asked} requests allowed`);
+  } finally {
+    await store?.close();
+    await redis?.kill();
+  }
+});
+
+test('a Redis that stalls (SIGSTOP) and resumes: the outage is logged once, its end once, and the next outage again', async () => {
+  let redis: TestRedis | undefined;
+  let store: RedisBucketStore | undefined;
+  try {
+    redis = await startRedis();
+    const { logger, lines } = recordingLogger();
+    store = new RedisBucketStore({ url: redis.url, rate: 1000, burst: 1000, failure: 'closed', timeoutMs: 100, keyPrefix: 'test:stall:', logger });
+    await untilAnswered(store, 'client');
+    lines.length = 0;
+
+    redis.process.kill('SIGSTOP');
+    for (let i = 0; i < 3; i++) assert.equal((await store.take('client')).allowed, false, 'fails closed while Redis is stopped');
+    assert.deepEqual(lines, [`warn: rate-limit: Redis at ${redis.url} is unavailable (Command timed out); failing closed until it is back`]);
+
+    // The connection stayed up all along: only an answered command can tell it is back.
+    redis.process.kill('SIGCONT');
+    await untilAnswered(store, 'client');
+    assert.equal(lines.length, 2, lines.join('\n'));
+    assert.equal(lines[1], `info: rate-limit: Redis at ${redis.url} is reachable again`);
+    assert.equal((await store.take('client')).allowed, true);
+    assert.equal(lines.length, 2, 'logged once');
+
+    await redis.kill();
+    assert.equal((await store.take('client')).allowed, false);
+    assert.equal((await store.take('client')).allowed, false);
+    assert.equal(lines.length, 3, lines.join('\n'));
+    assert.match(lines[2]!, /^warn: rate-limit: Redis at .* is unavailable \(.+\); failing closed until it is back$/);
+  } finally {
+    if (redis && redis.process.exitCode === null && redis.process.signalCode === null) redis.process.kill('SIGCONT');
+    await store?.close();
     await redis?.kill();
   }
 });

@@ -1,0 +1,31 @@
+/**
+ * Schema keywords beyond standard JSON Schema, for what a pattern cannot say:
+ * a duration's bounds, a port's range, an address's numbers. The config
+ * loader's ajv checks them; other JSON Schema tools (an editor reading
+ * `lb schema`) ignore them and still get the patterns.
+ */
+import type { Ajv, FuncKeywordDefinition, SchemaValidateFunction } from 'ajv';
+import { durationBoundsProblem, type DurationBounds } from '../units.js';
+import { backendUrlProblem, listenAddressProblem } from './addresses.js';
+
+/** A keyword on string values whose check returns what is wrong, or undefined. */
+function stringKeyword(
+  keyword: string,
+  schemaType: 'object' | 'boolean',
+  problemOf: (value: string, schema: unknown) => string | undefined,
+): FuncKeywordDefinition {
+  const validate: SchemaValidateFunction = (schema: unknown, data: unknown) => {
+    const message = schema === false || typeof data !== 'string' ? undefined : problemOf(data, schema);
+    validate.errors = message === undefined ? [] : [{ keyword, message, params: {} }];
+    return message === undefined;
+  };
+  return { keyword, type: 'string', schemaType, errors: true, validate };
+}
+
+/** `durationBounds: { min?, max? }` (see durationSchema), `listenAddress: true`, `backendUrl: true`. */
+export function addConfigKeywords(ajv: Ajv): Ajv {
+  ajv.addKeyword(stringKeyword('durationBounds', 'object', (value, bounds) => durationBoundsProblem(value, bounds as DurationBounds)));
+  ajv.addKeyword(stringKeyword('listenAddress', 'boolean', listenAddressProblem));
+  ajv.addKeyword(stringKeyword('backendUrl', 'boolean', backendUrlProblem));
+  return ajv;
+}
