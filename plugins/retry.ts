@@ -153,9 +153,11 @@ export const schema = {
       default: 3,
       description: 'Total tries, the first included (1 turns retries off).',
     },
+    // A wait of up to 15× this (ten times, jittered): a minute keeps it a retry, not an outage of its own.
     backoff: durationSchema(
       'Wait before the first retry; it doubles for each further retry (capped at ten times this value) and is jittered by ±50%.',
       '50ms',
+      { max: '1m' },
     ),
     on: {
       type: 'array',

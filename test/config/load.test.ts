@@ -52,6 +52,13 @@ for (const d of durationKeys) {
   });
 }
 
+test('retry backoff: up to a minute (a retry waits up to 15 times it); "0ms" retries at once', async () => {
+  const toml = (v: string) => `${POOL}[[pipeline]]\nplugin = "retry"\nbackoff = "${v}"\n`;
+  assert.deepEqual(await issuesOf(toml('1m')), []);
+  assert.deepEqual(await issuesOf(toml('0ms')), []);
+  assert.deepEqual(await issuesOf(toml('61s')), ['5 pipeline[0].backoff: must be at most "1m" (got "61s")']);
+});
+
 test('a duration outside its bounds is a config error, not a value that loads (the loaded value is what the timer gets)', async () => {
   const config = await loadConfigText(`${POOL}[pools.web.health]\ninterval = "500h"\n`, FILE);
   assert.equal(config.pools.web!.health!.interval, 1_800_000_000);
