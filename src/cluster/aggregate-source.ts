@@ -4,6 +4,9 @@
  * the workers, so before each /status or /metrics answer they are asked for
  * over IPC, with a short deadline — a worker that does not answer in time is
  * reported (`answered: false`) with its last figures, not waited for.
+ * Between answers each worker pushes its counters every COUNTERS_PUSH_MS
+ * while they change, so a worker that dies without a word (SIGKILL, a
+ * crash) loses at most that last stretch of its counting.
  *
  * The sums are written into the primary's own Backend objects, which serve
  * no traffic in the primary, so status.ts and metrics.ts read them exactly as

@@ -4,6 +4,7 @@
  * a `type`, and each direction is one union so a `switch` on it is checked
  * for exhaustiveness by the compiler.
  */
+import type { ConfigIssue } from '../config/issues.js';
 import type { BackendState } from '../pool/backend.js';
 
 /** One backend's health as the primary's registry holds it. */
@@ -44,15 +45,38 @@ export interface ConfigMessage {
   readonly states: readonly BackendStateUpdate[];
 }
 
-/** A configuration the primary has validated and built: apply it as generation `generation`, then answer with a ReloadedMessage. */
-export interface ReloadMessage {
-  readonly type: 'reload';
+/**
+ * The first half of a reload: a configuration the primary has validated.
+ * Build it as generation `generation` (and bind its listener, when
+ * `server.listen` changed) without serving it, answer with a
+ * PreparedMessage, then wait for the primary's CommitMessage or
+ * AbortMessage: the primary commits only when every worker has prepared it,
+ * so a configuration is applied on all of them or on none.
+ */
+export interface PrepareMessage {
+  readonly type: 'prepare';
+  /** Names this reload in the answer and the decision (a generation number is used again after an abort). */
+  readonly reload: number;
   readonly file: string;
   readonly source: string;
   readonly generation: number;
   readonly trigger: string;
-  /** The primary's backend states after its own swap: replace what the worker was told before. */
+  /** The primary's backend states, the configuration's new backends included: replace what the worker was told before. */
   readonly states: readonly BackendStateUpdate[];
+}
+
+/** Every worker prepared `generation`: serve it, then answer with a CommittedMessage. */
+export interface CommitMessage {
+  readonly type: 'commit';
+  readonly reload: number;
+  readonly generation: number;
+}
+
+/** Some process could not prepare `generation` (or did not answer): undo what was prepared and keep serving. */
+export interface AbortMessage {
+  readonly type: 'abort';
+  readonly reload: number;
+  readonly generation: number;
 }
 
 /** One backend's health changed in the primary (an active check, a passive report, a cooldown). */
@@ -72,7 +96,14 @@ export interface ShutdownMessage {
   readonly graceMs: number;
 }
 
-export type PrimaryMessage = ConfigMessage | ReloadMessage | BackendStateMessage | StatsRequestMessage | ShutdownMessage;
+export type PrimaryMessage =
+  | ConfigMessage
+  | PrepareMessage
+  | CommitMessage
+  | AbortMessage
+  | BackendStateMessage
+  | StatsRequestMessage
+  | ShutdownMessage;
 
 // ---- worker → primary ----
 
@@ -94,17 +125,25 @@ export interface ReadyMessage {
 export interface StartFailedMessage {
   readonly type: 'start-failed';
   readonly problems: readonly string[];
+  /** When they are configuration problems (a plugin's create() threw): each at its file:line:col, for `lb run` to report as such. */
+  readonly issues?: readonly ConfigIssue[];
 }
 
-/** The outcome of a ReloadMessage. */
-export interface ReloadedMessage {
-  readonly type: 'reloaded';
+/** The outcome of a PrepareMessage. */
+export interface PreparedMessage {
+  readonly type: 'prepared';
+  readonly reload: number;
   readonly generation: number;
   readonly ok: boolean;
-  /** When not ok: every problem, one per line; the worker keeps serving `serving`. */
+  /** When not ok: every problem, one per line (the worker serves on as before). */
   readonly problems: readonly string[];
-  /** The generation the worker serves now. */
-  readonly serving: number;
+}
+
+/** The worker serves `generation` now (it committed it). */
+export interface CommittedMessage {
+  readonly type: 'committed';
+  readonly reload: number;
+  readonly generation: number;
 }
 
 /** Passive detection in the worker took a backend out (locally, already); the primary makes it cluster-wide and brings it back. */
@@ -116,14 +155,30 @@ export interface PassiveDownMessage {
   readonly reason: string;
 }
 
+/**
+ * The worker's traffic counters: the answer to a StatsRequestMessage, or
+ * (`id` 0) pushed every COUNTERS_PUSH_MS while they change, so that a worker
+ * that dies takes at most that much of its counting with it.
+ */
 export interface StatsMessage {
   readonly type: 'stats';
+  /** The StatsRequestMessage answered; 0 when pushed. */
   readonly id: number;
   readonly generation: number;
   readonly backends: readonly BackendCounters[];
 }
 
-export type WorkerMessage = HelloMessage | ReadyMessage | StartFailedMessage | ReloadedMessage | PassiveDownMessage | StatsMessage;
+export type WorkerMessage =
+  | HelloMessage
+  | ReadyMessage
+  | StartFailedMessage
+  | PreparedMessage
+  | CommittedMessage
+  | PassiveDownMessage
+  | StatsMessage;
+
+/** How often a worker pushes its counters while they change: the most of its counting a worker killed outright can lose. */
+export const COUNTERS_PUSH_MS = 1_000;
 
 /** Environment variables a worker is forked with. */
 export const WORKER_ENV = {

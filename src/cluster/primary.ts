@@ -3,7 +3,8 @@
  * serves no traffic. It owns what must happen once, however many workers
  * there are:
  *   - reading and validating lb.toml (at start, on every save, on SIGHUP),
- *     then handing the validated text to every worker;
+ *     then applying it on every worker or on none (two phases: each worker
+ *     prepares it, then all commit it, or all abort it when one could not);
  *   - active health checks and the passive-detection cooldown — one probe
  *     per backend per interval — pushing every state change to the workers;
  *   - the admin listener, summing the workers' counters;
@@ -18,7 +19,7 @@
  */
 import cluster from 'node:cluster';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { LbConfig } from '../config/types.js';
@@ -26,11 +27,11 @@ import type { Backend } from '../pool/backend.js';
 import { ConfigWatcher } from '../server/config-watcher.js';
 import { PLUGIN_DEADLINES } from '../server/generation.js';
 import { locatePluginFailure, problemsOf } from '../server/reload-history.js';
-import { Switchyard, type RootLogger } from '../server/switchyard.js';
+import { Switchyard, type PreparedReload, type RootLogger } from '../server/switchyard.js';
 import { ClusterAdminSource } from './aggregate-source.js';
-import type { BackendStateUpdate, PrimaryMessage } from './messages.js';
+import type { BackendStateUpdate, PrepareMessage, PrimaryMessage } from './messages.js';
 import { workerCount } from './worker-count.js';
-import { WorkerSlot, type SlotEvents, type WorkerExit } from './worker-slot.js';
+import { WorkerSlot, type SlotEvents, type WorkerAnswer, type WorkerExit } from './worker-slot.js';
 
 export interface PrimaryOptions {
   readonly file: string;
@@ -51,11 +52,31 @@ const BACKOFF_FIRST_MS = 250;
 const BACKOFF_MAX_MS = 30_000;
 /** Past shutdown_grace, how long a stopping worker gets to exit before it is killed. */
 const EXIT_MARGIN_MS = 2_000;
-/** How long a reload waits for each worker's answer: building a generation may take up to the plugin create() deadline. */
+/** How long a reload waits for each worker to prepare it: building a generation may take up to the plugin create() deadline. */
 const RELOAD_DEADLINE_MS = PLUGIN_DEADLINES.createMs + 5_000;
+/** How long a reload waits for each worker to say it serves what it prepared (a swap: no I/O). */
+const COMMIT_DEADLINE_MS = 5_000;
 
 function stateOf(backend: Backend): BackendStateUpdate {
   return { url: backend.url, state: backend.state, reason: backend.reason, changedAt: backend.changedAt };
+}
+
+/**
+ * The problems of the workers that could not take a reload, each once: a
+ * problem every worker taking part had (the same config problem, the same
+ * busy address) as it is, any other prefixed with the workers that had it.
+ */
+export function refusalProblems(answers: readonly WorkerAnswer[]): string[] {
+  const workersBy = new Map<string, number[]>();
+  for (const answer of answers) {
+    if (answer.ok) continue;
+    for (const problem of answer.problems) {
+      const ids = workersBy.get(problem);
+      if (ids === undefined) workersBy.set(problem, [answer.slot.id]);
+      else ids.push(answer.slot.id);
+    }
+  }
+  return [...workersBy].map(([problem, ids]) => (ids.length === answers.length ? problem : `worker ${ids.join(', ')}: ${problem}`));
 }
 
 export class ClusterPrimary {
@@ -70,22 +91,23 @@ export class ClusterPrimary {
   /** The text of the configuration serving now and its generation: what a (re)started worker gets. */
   #current: { source: string; generation: number };
   #reloading: Promise<void> = Promise.resolve();
+  /**
+   * Set while a reload is being decided. A worker process that starts
+   * meanwhile takes no part in it: it gets its configuration once the
+   * reload is decided, the one in service then.
+   */
+  #deciding: Promise<void> | undefined;
+  /** Numbers the reloads the workers are asked to prepare. */
+  #nextReload = 1;
+  /** The last save that was not applied (content hash and mtime): the watcher may report one save twice, and it is refused once. */
+  #refusedSave: string | undefined;
   #watcher: ConfigWatcher | undefined;
   /** Until every first worker serves, an exit fails the start instead of being restarted. */
   #starting = true;
   #shuttingDown = false;
 
   readonly #events: SlotEvents = {
-    hello: (slot) => {
-      const lb = this.#lb!;
-      slot.send({
-        type: 'config',
-        file: lb.generation.config.file,
-        source: this.#current.source,
-        generation: this.#current.generation,
-        states: this.#states(),
-      });
-    },
+    hello: (slot) => void this.#configure(slot),
     passiveDown: (_slot, url, pool, reason) => this.#lb?.passiveDown(url, pool, reason),
     exit: (slot, exit) => this.#onExit(slot, exit),
   };
@@ -159,10 +181,13 @@ export class ClusterPrimary {
   }
 
   /**
-   * Reads lb.toml once, validates and builds it here (once for the whole
-   * cluster), then hands the same text to every worker and logs one line
-   * when they have applied it. A file that cannot be applied is logged here
-   * once and reaches no worker. `force` (SIGHUP) reloads unchanged files too.
+   * Reads lb.toml once and validates it here (once for the whole cluster),
+   * then applies it on every worker or on none: each worker serving prepares
+   * it (builds its generation, binds a changed listener); only when all of
+   * them have does any of them — and this process — put it in service.
+   * A configuration that cannot be applied is logged here once, with every
+   * worker's reason, and changes nothing anywhere. `force` (SIGHUP) reloads
+   * unchanged files too. Reloads run one at a time, in the order they came.
    */
   reload(trigger: string, force: boolean): void {
     this.#reloading = this.#reloading
@@ -175,59 +200,148 @@ export class ClusterPrimary {
     if (this.#shuttingDown) return;
     const { file } = this.#options;
     const logger = this.#logger;
-    const previous = lb.generation.id;
-    const started = performance.now();
     let source: string;
+    let save: string;
     try {
-      const bytes = await readFile(file);
+      const [bytes, stats] = await Promise.all([readFile(file), stat(file)]);
+      const hash = createHash('sha256').update(bytes).digest('hex');
+      save = `${hash}@${stats.mtimeMs}`;
       if (!force) {
         // Saving in place truncates first: an empty file is a save in progress.
         if (bytes.length === 0) {
           logger.debug({ trigger }, 'lb.toml is empty, probably mid-save: waiting for the next change');
           return;
         }
-        if (createHash('sha256').update(bytes).digest('hex') === lb.generation.config.hash) {
+        if (hash === lb.generation.config.hash) {
           logger.debug({ trigger }, 'lb.toml saved without changes: nothing to reload');
+          return;
+        }
+        // Saving it again (a new mtime) retries it; SIGHUP too.
+        if (save === this.#refusedSave) {
+          logger.debug({ trigger }, 'lb.toml unchanged since it was refused (one save seen twice): nothing to reload');
           return;
         }
       }
       source = bytes.toString('utf8');
-      await lb.reloadText(source, file, trigger);
     } catch (err) {
-      const problems = problemsOf(err);
-      logger.error(
-        { trigger, generation: lb.generation.id, problems },
-        `configuration not applied, still serving generation ${lb.generation.id}:\n${problems.join('\n')}`,
-      );
+      this.#notApplied(trigger, problemsOf(err), []);
       return;
     }
-    const generation = lb.generation;
-    this.#current = { source, generation: generation.id };
-    const message: PrimaryMessage = {
-      type: 'reload',
+    let decided!: () => void;
+    this.#deciding = new Promise<void>((resolve) => (decided = resolve));
+    try {
+      this.#refusedSave = (await this.#apply(source, trigger)) ? undefined : save;
+    } finally {
+      this.#deciding = undefined;
+      decided();
+    }
+  }
+
+  /** Applies `source` everywhere or nowhere; true when applied. */
+  async #apply(source: string, trigger: string): Promise<boolean> {
+    const lb = this.#lb!;
+    const started = performance.now();
+    const previous = lb.generation.id;
+    let prepared: PreparedReload;
+    try {
+      prepared = await lb.prepareText(source, this.#options.file, trigger);
+    } catch (err) {
+      this.#notApplied(trigger, problemsOf(err), []);
+      return false;
+    }
+    const generation = prepared.generation;
+    await this.#settleStarting();
+    // Every worker that has its configuration and serves (or will): a stopping one serves nothing new.
+    const takingPart = this.#slots.filter((slot) => slot.alive && slot.configured && slot.state !== 'stopping');
+    const reload = this.#nextReload++;
+    const message: PrepareMessage = {
+      type: 'prepare',
+      reload,
       file: generation.config.file,
       source,
       generation: generation.id,
       trigger,
       states: this.#states(),
     };
-    const results = await Promise.all(this.#slots.filter((slot) => slot.alive).map((slot) => slot.reload(message, RELOAD_DEADLINE_MS)));
+    const answers = await Promise.all(takingPart.map((slot) => slot.prepare(message, RELOAD_DEADLINE_MS)));
+    const refusals = answers.filter((answer) => !answer.ok);
+    if (refusals.length > 0 || this.#shuttingDown) {
+      for (const slot of takingPart) slot.abort(reload, generation.id);
+      const problems = this.#shuttingDown ? ['lb is shutting down'] : refusalProblems(answers);
+      await prepared.abort(problems);
+      if (!this.#shuttingDown) this.#notApplied(trigger, problems, refusals);
+      return false;
+    }
+
+    // Every worker has it ready: from here on it is the configuration in service, and what a (re)started worker gets.
+    this.#current = { source, generation: generation.id };
+    await prepared.commit();
+    const commits = await Promise.all(takingPart.map((slot) => slot.commit(reload, generation.id, COMMIT_DEADLINE_MS)));
     const report = lb.reloads.lastApplied!;
     const ms = Math.round(performance.now() - started);
-    const failed = results.filter((r) => !r.ok);
-    const fields = { generation: generation.id, previous, trigger, changes: report.changes, ms, workers: results.length };
-    if (failed.length === 0) {
-      logger.info(fields, `configuration generation ${generation.id} is live (${report.summary}) in ${ms}ms on ${results.length} workers`);
+    const fields = { generation: generation.id, previous, trigger, changes: report.changes, ms, workers: takingPart.length };
+    const live = `configuration generation ${generation.id} is live (${report.summary}) in ${ms}ms on ${takingPart.length} workers`;
+    const silent = commits.filter((answer) => !answer.ok);
+    if (silent.length === 0) {
+      this.#logger.info(fields, live);
     } else {
-      const lines = failed.map(
-        (r) => `worker ${r.slot.id} could not apply it${r.serving ? ` and still serves generation ${r.serving}` : ''}: ${r.problems.join('; ')}`,
-      );
-      logger.error(
-        { ...fields, failed: failed.map((r) => ({ worker: r.slot.id, serving: r.serving, problems: r.problems })) },
-        `configuration generation ${generation.id} (${report.summary}) is live on ${results.length - failed.length} of ${results.length} workers:\n${lines.join('\n')}`,
+      // Prepared, then gone before it could serve it: its restart starts from this generation.
+      this.#logger.warn(
+        { ...fields, unconfirmed: silent.map((a) => ({ worker: a.slot.id, problems: a.problems })) },
+        `${live}; not confirmed by ${silent.map((a) => `worker ${a.slot.id} (${a.problems.join('; ')})`).join(', ')}, which starts from it when restarted`,
       );
     }
     this.#resize(workerCount(generation.config.server.workers));
+    return true;
+  }
+
+  /** Logs, once for the cluster, a configuration that was not applied: it changed nothing anywhere. */
+  #notApplied(trigger: string, problems: readonly string[], refusals: readonly WorkerAnswer[]): void {
+    const generation = this.#lb!.generation.id;
+    const unanswered = refusals.some((answer) => !answer.answered);
+    this.#logger.error(
+      {
+        trigger,
+        generation,
+        problems,
+        ...(refusals.length > 0 ? { workers: refusals.map((a) => ({ worker: a.slot.id, problems: a.problems })) } : {}),
+      },
+      `configuration not applied, still serving generation ${generation}:\n${problems.join('\n')}${
+        unanswered ? `\nsave lb.toml again or send SIGHUP to retry once every worker serves` : ''
+      }`,
+    );
+  }
+
+  /**
+   * Waits, at most RELOAD_DEADLINE_MS, for workers given their configuration
+   * that do not serve yet: one that fails to start then takes no part in the
+   * reload (its failure is not the new configuration's), and one that
+   * started prepares it like the others.
+   */
+  async #settleStarting(): Promise<void> {
+    const starting = this.#slots.filter((slot) => slot.alive && slot.configured && slot.state === 'starting');
+    if (starting.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(starting.map((slot) => slot.ready())),
+      new Promise((resolve) => (timer = setTimeout(resolve, RELOAD_DEADLINE_MS))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** Sends a worker process that said hello the configuration in service, once no reload is being decided. */
+  async #configure(slot: WorkerSlot): Promise<void> {
+    const pid = slot.pid;
+    while (this.#deciding !== undefined) await this.#deciding;
+    // Gone while it waited (a restart forks a new process, which says hello itself).
+    if (slot.pid !== pid || !slot.alive) return;
+    slot.configure({
+      type: 'config',
+      file: this.#options.file,
+      source: this.#current.source,
+      generation: this.#current.generation,
+      states: this.#states(),
+    });
   }
 
   /** Starts or stops workers to match `server.workers` after a reload. */
@@ -236,7 +350,8 @@ export class ClusterPrimary {
     const active = this.#slots.filter((slot) => !this.#retiring.has(slot));
     if (wanted === active.length) return;
     if (wanted > active.length) {
-      const used = new Set(active.map((slot) => slot.id));
+      // Ids of stopping slots too: one still draining keeps its id until it has exited.
+      const used = new Set(this.#slots.map((slot) => slot.id));
       const added: number[] = [];
       for (let id = 1; added.length < wanted - active.length; id++) if (!used.has(id)) added.push(id);
       this.#logger.info({ workers: wanted, starting: added }, `server.workers is now ${wanted}: starting worker ${added.join(', ')}`);

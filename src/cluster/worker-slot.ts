@@ -1,32 +1,36 @@
 /**
  * One worker slot of a cluster primary: the process serving in it now (a
  * node:cluster Worker), what the primary knows about that process, and the
- * request/answer exchanges with it over IPC (start, reload, counters,
- * shutdown). The slot outlives its processes: a restart forks a new one
- * into the same slot, so its id (1…N) is stable in logs and /status.
+ * request/answer exchanges with it over IPC (start, the two phases of a
+ * reload, counters, shutdown). The slot outlives its processes: a restart
+ * forks a new one into the same slot, so its id (1…N) is stable in logs
+ * and /status.
  *
  * Whether and when to restart is the primary's decision; the slot only
  * reports the exit.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { ConfigError, type ConfigIssue } from '../config/issues.js';
 import {
   isMessage,
   WORKER_ENV,
   type BackendCounters,
+  type ConfigMessage,
+  type PrepareMessage,
   type PrimaryMessage,
-  type ReloadMessage,
   type WorkerMessage,
 } from './messages.js';
 
 export type SlotState = 'starting' | 'serving' | 'stopping' | 'restarting';
 
-/** How a reload went in one worker. */
-export interface WorkerReload {
+/** A worker's answer to one phase of a reload (prepare, commit). */
+export interface WorkerAnswer {
   readonly slot: WorkerSlot;
   readonly ok: boolean;
+  /** When not ok: why, one problem per line. */
   readonly problems: readonly string[];
-  /** The generation it serves after the attempt (null if it has not started). */
-  readonly serving: number | null;
+  /** False when the process gave no answer: it exited, was not running, or took too long. */
+  readonly answered: boolean;
 }
 
 /** What the primary does when a slot's process says something or exits. */
@@ -66,19 +70,24 @@ export class WorkerSlot {
   restarts = 0;
   /** Unexpected exits in a row that each came soon after the process started (drives the restart backoff). */
   quickCrashes = 0;
-  /** Counters of the current process as of its last answer. */
+  /** Counters of the current process as of its last answer or push (at most COUNTERS_PUSH_MS old while it counts). */
   counters: readonly BackendCounters[] = [];
   /** Whether it answered the last request for counters in time. */
   answered = true;
   /** The problems it reported when it could not start (its exit follows). */
   startProblems: readonly string[] | undefined;
+  /** The same, as configuration issues, when they are. */
+  startIssues: readonly ConfigIssue[] | undefined;
+  /** Whether its current process has been sent its configuration. */
+  configured = false;
   /** Where its listener is bound (`host:port`) and how, once it serves. */
   listen: string | null = null;
   protocol: 'http' | 'https' = 'http';
   #stopRequested = false;
   #stopGraceMs = 0;
   #ready: { promise: Promise<void>; resolve(): void; reject(err: Error): void } | undefined;
-  readonly #reloads = new Map<number, Pending<WorkerReload>>();
+  /** Answers awaited, by phase and reload number (`prepare:3`, `commit:3`). */
+  readonly #answers = new Map<string, Pending<WorkerAnswer>>();
   readonly #stats = new Map<number, Pending<boolean>>();
   #nextStatsId = 1;
   #exited: Promise<void> = Promise.resolve();
@@ -106,6 +115,8 @@ export class WorkerSlot {
     this.counters = [];
     this.answered = true;
     this.startProblems = undefined;
+    this.startIssues = undefined;
+    this.configured = false;
     this.#stopRequested = false;
     let resolveReady!: () => void;
     let rejectReady!: (err: Error) => void;
@@ -126,17 +137,17 @@ export class WorkerSlot {
       this.#worker = undefined;
       const expected = this.#stopRequested;
       this.#ready?.reject(
-        new Error(
-          this.startProblems
-            ? `worker ${this.id} could not start:\n${this.startProblems.join('\n')}`
-            : `worker ${this.id} exited (${signal ?? `code ${code}`}) before it served`,
-        ),
+        this.startIssues
+          ? new ConfigError(this.startIssues)
+          : new Error(
+              this.startProblems
+                ? `worker ${this.id} could not start:\n${this.startProblems.join('\n')}`
+                : `worker ${this.id} exited (${signal ?? `code ${code}`}) before it served`,
+            ),
       );
       this.#ready = undefined;
-      for (const [generation, pending] of this.#reloads) {
-        clearTimeout(pending.timer);
-        pending.resolve({ slot: this, ok: false, problems: [`worker ${this.id} exited (${signal ?? `code ${code}`})`], serving: null });
-        this.#reloads.delete(generation);
+      for (const pending of [...this.#answers.values()]) {
+        pending.resolve({ slot: this, ok: false, answered: false, problems: [`its process exited (${signal ?? `code ${code}`}) before it answered`] });
       }
       for (const [id, pending] of this.#stats) {
         clearTimeout(pending.timer);
@@ -166,17 +177,44 @@ export class WorkerSlot {
     });
   }
 
-  /** Sends `message` and waits for its outcome, at most `timeoutMs`. */
-  reload(message: ReloadMessage, timeoutMs: number): Promise<WorkerReload> {
+  /** Sends the process the configuration to start from. */
+  configure(message: ConfigMessage): void {
+    this.configured = true;
+    this.send(message);
+  }
+
+  /** Asks the process to prepare a reload; resolves with its answer, or not ok after `timeoutMs` or when it exits. */
+  prepare(message: PrepareMessage, timeoutMs: number): Promise<WorkerAnswer> {
+    return this.#ask(`prepare:${message.reload}`, message, timeoutMs);
+  }
+
+  /** Tells the process to serve the reload it prepared; resolves when it does, or not ok after `timeoutMs` or when it exits. */
+  commit(reload: number, generation: number, timeoutMs: number): Promise<WorkerAnswer> {
+    return this.#ask(`commit:${reload}`, { type: 'commit', reload, generation }, timeoutMs);
+  }
+
+  /** Tells the process to undo the reload it prepared (or is still preparing: it undoes it when done). */
+  abort(reload: number, generation: number): void {
+    this.send({ type: 'abort', reload, generation });
+  }
+
+  #ask(key: string, message: PrimaryMessage, timeoutMs: number): Promise<WorkerAnswer> {
     if (this.#worker === undefined) {
-      return Promise.resolve({ slot: this, ok: false, problems: [`worker ${this.id} is not running`], serving: null });
+      return Promise.resolve({ slot: this, ok: false, answered: false, problems: ['no process is running in it'] });
     }
-    return new Promise<WorkerReload>((resolve) => {
+    return new Promise<WorkerAnswer>((resolve) => {
       const timer = setTimeout(() => {
-        this.#reloads.delete(message.generation);
-        resolve({ slot: this, ok: false, problems: [`worker ${this.id} did not answer within ${timeoutMs}ms`], serving: this.generation });
+        this.#answers.delete(key);
+        resolve({ slot: this, ok: false, answered: false, problems: [`it did not answer within ${timeoutMs}ms`] });
       }, timeoutMs);
-      this.#reloads.set(message.generation, { resolve, timer });
+      this.#answers.set(key, {
+        resolve: (answer) => {
+          clearTimeout(timer);
+          this.#answers.delete(key);
+          resolve(answer);
+        },
+        timer,
+      });
       this.send(message);
     });
   }
@@ -246,16 +284,15 @@ export class WorkerSlot {
         return;
       case 'start-failed':
         this.startProblems = message.problems;
+        this.startIssues = message.issues;
         return;
-      case 'reloaded': {
-        if (message.ok || this.generation === null) this.generation = message.serving;
-        const pending = this.#reloads.get(message.generation);
-        if (pending === undefined) return;
-        this.#reloads.delete(message.generation);
-        clearTimeout(pending.timer);
-        pending.resolve({ slot: this, ok: message.ok, problems: message.problems, serving: message.serving });
+      case 'prepared':
+        this.#answers.get(`prepare:${message.reload}`)?.resolve({ slot: this, ok: message.ok, answered: true, problems: message.problems });
         return;
-      }
+      case 'committed':
+        this.generation = message.generation;
+        this.#answers.get(`commit:${message.reload}`)?.resolve({ slot: this, ok: true, answered: true, problems: [] });
+        return;
       case 'passive-down':
         this.events.passiveDown(this, message.url, message.pool, message.reason);
         return;

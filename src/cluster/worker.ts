@@ -8,27 +8,44 @@
  */
 import { pino } from 'pino';
 import os from 'node:os';
+import { ConfigError } from '../config/issues.js';
 import { loadConfigText } from '../config/load.js';
 import type { Backend } from '../pool/backend.js';
 import type { PoolConfig } from '../config/types.js';
 import { locatePluginFailure, problemsOf } from '../server/reload-history.js';
-import { Switchyard, type RootLogger } from '../server/switchyard.js';
+import { Switchyard, type PreparedReload, type RootLogger } from '../server/switchyard.js';
 import type { Generation } from '../server/generation.js';
 import {
+  COUNTERS_PUSH_MS,
   isMessage,
   WORKER_ENV,
   type BackendCounters,
   type BackendStateUpdate,
   type ConfigMessage,
+  type PrepareMessage,
   type PrimaryMessage,
-  type ReloadMessage,
   type WorkerMessage,
 } from './messages.js';
 
-function send(message: WorkerMessage): void {
-  if (!process.connected) return;
+function send(message: WorkerMessage, sent: () => void = () => {}): void {
+  if (!process.connected) {
+    sent();
+    return;
+  }
   // The primary is gone or going: node:cluster ends this process when the channel closes.
-  process.send!(message, undefined, undefined, () => {});
+  process.send!(message, undefined, undefined, () => sent());
+}
+
+/** What the primary decides about a prepared reload: true to commit it. */
+interface Decision {
+  readonly promise: Promise<boolean>;
+  resolve(commit: boolean): void;
+}
+
+function newDecision(): Decision {
+  let resolve!: (commit: boolean) => void;
+  const promise = new Promise<boolean>((r) => (resolve = r));
+  return { promise, resolve };
 }
 
 function countersOf(backend: Backend): BackendCounters {
@@ -50,6 +67,11 @@ export class ClusterWorker {
   /** Start and reloads run one at a time, in the order they came. */
   #queue: Promise<void> = Promise.resolve();
   #stopping: Promise<void> | undefined;
+  /** The primary's decisions about reloads it asked to prepare, by reload number, until each has been received and acted on. */
+  readonly #decisions = new Map<number, Decision>();
+  #pushTimer: NodeJS.Timeout | undefined;
+  /** The sum of the counters last sent: an unchanged sum is not sent again. */
+  #countedAtLastPush = -1;
 
   constructor(
     readonly id: number,
@@ -63,9 +85,17 @@ export class ClusterWorker {
         this.#told = new Map(message.states.map((s) => [s.url, s]));
         this.#enqueue(() => this.#start(message));
         return;
-      case 'reload':
+      case 'prepare': {
         this.#told = new Map(message.states.map((s) => [s.url, s]));
-        this.#enqueue(() => this.#reload(message));
+        // Registered now, not when its turn in the queue comes: the decision may arrive first (the primary gave up waiting).
+        const decision = newDecision();
+        this.#decisions.set(message.reload, decision);
+        this.#enqueue(() => this.#prepare(message, decision));
+        return;
+      }
+      case 'commit':
+      case 'abort':
+        this.#decisions.get(message.reload)?.resolve(message.type === 'commit');
         return;
       case 'backend-state': {
         const update: BackendStateUpdate = { url: message.url, state: message.state, reason: message.reason, changedAt: message.changedAt };
@@ -74,12 +104,7 @@ export class ClusterWorker {
         return;
       }
       case 'stats-request':
-        send({
-          type: 'stats',
-          id: message.id,
-          generation: this.#lb?.generation.id ?? 0,
-          backends: this.#lb?.registry.all().map(countersOf) ?? [],
-        });
+        this.#sendCounters(message.id);
         return;
       case 'shutdown':
         void this.stop(message.graceMs, 'the primary asked');
@@ -115,9 +140,11 @@ export class ClusterWorker {
         onPassiveDown: this.#reportPassiveDown,
       });
     } catch (err) {
-      const problems = problemsOf(locatePluginFailure(err, message.file, message.source));
-      this.logger.error({ problems }, `worker ${this.id} could not start:\n${problems.join('\n')}`);
-      send({ type: 'start-failed', problems });
+      const located = locatePluginFailure(err, message.file, message.source);
+      const problems = problemsOf(located);
+      // The primary reports it once for the cluster (lb run's error at start, its restart line later).
+      this.logger.debug({ problems }, `worker ${this.id} could not start:\n${problems.join('\n')}`);
+      send({ type: 'start-failed', problems, ...(located instanceof ConfigError ? { issues: located.issues } : {}) });
       // Let the message reach the primary before the exit does.
       setTimeout(() => process.exit(1), 50);
       return;
@@ -126,27 +153,69 @@ export class ClusterWorker {
     if (this.#stopping) return;
     const { address, protocol } = lb.listener;
     send({ type: 'ready', generation: lb.generation.id, listen: `${address.address}:${address.port}`, protocol });
+    // Off the request path: one small message a second at most, and none while nothing is counted.
+    this.#pushTimer = setInterval(() => this.#pushCounters(), COUNTERS_PUSH_MS).unref();
   }
 
-  async #reload(message: ReloadMessage): Promise<void> {
+  /** Sends the counters when they changed since the last time. */
+  #pushCounters(): void {
+    const lb = this.#lb;
+    if (lb === undefined) return;
+    let counted = 0;
+    for (const backend of lb.registry.all()) counted += backend.requests + backend.failures;
+    if (counted === this.#countedAtLastPush) return;
+    this.#sendCounters(0);
+  }
+
+  /** Sends the counters of `from` (default: every backend now): the answer to request `id`, or pushed (0). */
+  #sendCounters(id: number, from = this.#lb?.registry.all() ?? [], sent?: () => void): void {
+    const backends = from.map(countersOf);
+    let counted = 0;
+    for (const c of backends) counted += c.requests + c.failures;
+    this.#countedAtLastPush = counted;
+    send({ type: 'stats', id, generation: this.#lb?.generation.id ?? 0, backends }, sent);
+  }
+
+  /**
+   * Prepares the reload, answers, and holds it (no other reload starts here
+   * meanwhile) until the primary's decision: commit when every process
+   * prepared it, abort when any could not.
+   */
+  async #prepare(message: PrepareMessage, decision: Decision): Promise<void> {
+    const { reload, generation } = message;
+    const done = (): void => {
+      if (this.#decisions.get(reload) === decision) this.#decisions.delete(reload);
+    };
     const lb = this.#lb;
     if (lb === undefined || this.#stopping) {
-      send({ type: 'reloaded', generation: message.generation, ok: false, problems: ['the worker is not serving'], serving: lb?.generation.id ?? 0 });
+      done();
+      send({ type: 'prepared', reload, generation, ok: false, problems: [`worker ${this.id} is shutting down`] });
       return;
     }
-    // Forked while the primary was applying it: the start already had it.
-    if (lb.generation.id >= message.generation) {
-      send({ type: 'reloaded', generation: message.generation, ok: true, problems: [], serving: lb.generation.id });
-      return;
-    }
+    let prepared: PreparedReload;
     try {
-      await lb.reloadText(message.source, message.file, message.trigger, message.generation);
-      send({ type: 'reloaded', generation: message.generation, ok: true, problems: [], serving: lb.generation.id });
+      prepared = await lb.prepareText(message.source, message.file, message.trigger, generation);
     } catch (err) {
+      done();
       const problems = problemsOf(err);
       // The primary logs it once for the cluster, with these problems.
-      this.logger.debug({ problems, generation: message.generation }, `worker ${this.id} could not apply generation ${message.generation}`);
-      send({ type: 'reloaded', generation: message.generation, ok: false, problems, serving: lb.generation.id });
+      this.logger.debug({ problems, generation }, `worker ${this.id} could not prepare generation ${generation}`);
+      send({ type: 'prepared', reload, generation, ok: false, problems });
+      return;
+    }
+    send({ type: 'prepared', reload, generation, ok: true, problems: [] });
+    const commit = await decision.promise;
+    done();
+    try {
+      if (!commit) {
+        await prepared.abort(['another process of the cluster could not apply it']);
+        return;
+      }
+      await prepared.commit();
+      send({ type: 'committed', reload, generation: lb.generation.id });
+    } catch (err) {
+      // Only when shutting down: the primary restarts nothing then.
+      this.logger.debug({ err, generation }, `worker ${this.id}: generation ${generation} not committed: ${(err as Error).message}`);
     }
   }
 
@@ -154,10 +223,16 @@ export class ClusterWorker {
   stop(graceMs: number | undefined, why: string): Promise<void> {
     this.#stopping ??= (async () => {
       this.logger.debug({ why }, `worker ${this.id}: shutting down gracefully (${why})`);
+      // A reload prepared here is not going to be served any more.
+      for (const decision of this.#decisions.values()) decision.resolve(false);
       // A start under way finishes first, so there is something to close.
       await this.#queue;
+      // Closing empties the registry; the Backend objects keep counting until the last request is done.
+      const backends = this.#lb?.registry.all() ?? [];
       await this.#lb?.close(graceMs);
-      process.exit(0);
+      clearInterval(this.#pushTimer);
+      // What the requests that finished while draining counted, before the process (and the counters) go.
+      this.#sendCounters(0, backends, () => process.exit(0));
     })();
     return this.#stopping;
   }

@@ -9,8 +9,8 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { pino } from 'pino';
 import { loadConfigText } from '../config/load.js';
-import type { LbConfig } from '../config/types.js';
-import type { Logger } from '../plugin/types.js';
+import type { LbConfig, PluginRef } from '../config/types.js';
+import type { Logger, PluginDefinition, PluginKind } from '../plugin/types.js';
 import type { BackendState } from '../pool/backend.js';
 import { BackendRegistry } from '../pool/backend-registry.js';
 import { PassiveDetector, type PassiveDownReport } from '../pool/passive-detector.js';
@@ -41,6 +41,79 @@ function endAfterResponse(_req: IncomingMessage, res: ServerResponse): void {
  * (applied reloads, state changes it was told about) it logs at debug level.
  */
 export type SwitchyardRole = 'standalone' | 'control' | 'traffic';
+
+/**
+ * The kinds of plugin each role runs. A process creates only those: the
+ * others get stand-ins, so a cluster primary holds no connection or timer of
+ * a middleware or strategy (its workers create and check them), nor a
+ * worker of a health checker (its primary does).
+ */
+const KINDS_RUN: Readonly<Record<SwitchyardRole, ReadonlySet<PluginKind>>> = {
+  standalone: new Set(['middleware', 'strategy', 'health']),
+  control: new Set(['health']),
+  traffic: new Set(['middleware', 'strategy']),
+};
+
+const standIns = new WeakMap<PluginDefinition, PluginDefinition>();
+
+/**
+ * `definition` for a process that does not run its kind: create() returns
+ * an instance that acquires nothing and is never called. One stand-in per
+ * definition, so that reloads compare plugins (and their changes) as they
+ * would the real ones.
+ */
+function standInFor(definition: PluginDefinition): PluginDefinition {
+  let standIn = standIns.get(definition);
+  if (standIn === undefined) {
+    const notRunHere = (): never => {
+      throw new Error(`plugin "${definition.name}" (${definition.kind}) does not run in this process`);
+    };
+    // Has the hook of every kind, as a generation requires of each.
+    const instance = { handle: notRunHere, pick: notRunHere, check: notRunHere };
+    standIn = { ...definition, create: () => instance };
+    standIns.set(definition, standIn);
+  }
+  return standIn;
+}
+
+/** `config` as a process in `role` builds it: the plugins of kinds it does not run replaced by stand-ins. */
+function configForRole(config: LbConfig, role: SwitchyardRole): LbConfig {
+  if (role === 'standalone') return config;
+  const runs = KINDS_RUN[role];
+  const refFor = (ref: PluginRef): PluginRef => (runs.has(ref.definition.kind) ? ref : { ...ref, definition: standInFor(ref.definition) });
+  const pools: LbConfig['pools'] = Object.fromEntries(
+    Object.entries(config.pools).map(([name, pool]) => [
+      name,
+      { ...pool, strategy: refFor(pool.strategy), health: pool.health && { ...pool.health, checker: refFor(pool.health.checker) } },
+    ]),
+  );
+  return {
+    ...config,
+    pools,
+    pipeline: config.pipeline.map(refFor),
+    routes: config.routes.map((route) => ({ ...route, pipeline: route.pipeline.map(refFor) })),
+  };
+}
+
+/**
+ * A reload validated and built beside the running generation — with its own
+ * listener bound when `server.listen` changed — that serves nothing yet.
+ * Exactly one of commit() and abort() must follow; until then no other
+ * reload of this Switchyard starts. A cluster prepares a configuration in
+ * every process, then commits it everywhere or aborts it everywhere.
+ */
+export interface PreparedReload {
+  /** The generation that commit() puts in service. */
+  readonly generation: Generation;
+  /** Swaps it in (as reload() does): new requests use it at once, the replaced generation drains. */
+  commit(): Promise<Generation>;
+  /**
+   * Closes what was prepared and leaves the running generation and listener
+   * as they were; `problems` (why it is not applied) is recorded as a refused
+   * reload. Calling it again does nothing.
+   */
+  abort(problems: readonly string[]): Promise<void>;
+}
 
 export interface StartOptions {
   readonly logger?: RootLogger;
@@ -101,8 +174,10 @@ export class Switchyard {
   #traffic: TrafficServer | undefined;
   #address: AddressInfo | undefined;
   #closing: Promise<void> | undefined;
-  /** Reloads run one at a time, in the order they were asked for. */
+  /** Reloads run one at a time, in the order they were asked for; a prepared one holds the next until it is decided. */
   #reloading: Promise<unknown> = Promise.resolve();
+  /** A prepared reload not yet committed or aborted (shutdown aborts it). */
+  #prepared: PreparedReload | undefined;
   /** Listeners replaced by a rebind that still have connections finishing. */
   readonly #retiredListeners = new Set<Promise<void>>();
   /** Replaced generations that are still draining. */
@@ -155,7 +230,7 @@ export class Switchyard {
   }
 
   async #start(config: LbConfig): Promise<void> {
-    this.#generation = await Generation.build(this.#nextId++, config, this.#deps);
+    this.#generation = await Generation.build(this.#nextId++, configForRole(config, this.role), this.#deps);
     this.#onGeneration?.(this.#generation, this);
     if (this.role === 'control') {
       this.health.sync(this.#generation);
@@ -270,8 +345,8 @@ export class Switchyard {
    * `reloads`, and logging it is the caller's part. Logs one line per
    * applied reload: generation, what changed, duration.
    */
-  reload(config: LbConfig, trigger = 'api'): Promise<Generation> {
-    return this.#apply(config, trigger, undefined, undefined);
+  async reload(config: LbConfig, trigger = 'api'): Promise<Generation> {
+    return (await this.#prepare(config, trigger, undefined, undefined)).commit();
   }
 
   /**
@@ -292,11 +367,21 @@ export class Switchyard {
 
   /**
    * Validates and applies `source`, the text of `file` (relative plugin and
-   * TLS paths resolve against its folder), as reloadFile does. `generation`
+   * TLS paths resolve against its folder), as reloadFile does.
+   */
+  async reloadText(source: string, file: string, trigger = 'api'): Promise<Generation> {
+    return (await this.prepareText(source, file, trigger)).commit();
+  }
+
+  /**
+   * The first half of reloadText: validates `source` and builds its
+   * generation — binding its listener when `server.listen` changed — without
+   * putting it in service. Throws, leaving everything as it was and the
+   * failure recorded in `reloads`, when reloadText would. `generation`
    * numbers the new generation (a cluster worker follows its primary's
    * numbering); default: the next number.
    */
-  async reloadText(source: string, file: string, trigger = 'api', generation?: number): Promise<Generation> {
+  async prepareText(source: string, file: string, trigger = 'api', generation?: number): Promise<PreparedReload> {
     let config: LbConfig;
     try {
       config = await loadConfigText(source, file);
@@ -304,51 +389,105 @@ export class Switchyard {
       this.reloads.failed(err);
       throw err;
     }
-    return this.#apply(config, trigger, source, generation);
+    return this.#prepare(config, trigger, source, generation);
   }
 
-  #apply(config: LbConfig, trigger: string, source: string | undefined, generation: number | undefined): Promise<Generation> {
-    const run = this.#reloading.then(() => this.#reload(config, trigger, generation)).catch((err: unknown) => {
-      const error = locatePluginFailure(err, config.file, source);
-      this.reloads.failed(error);
-      throw error;
-    });
-    this.#reloading = run.catch(() => {});
-    return run;
+  #prepare(config: LbConfig, trigger: string, source: string | undefined, generation: number | undefined): Promise<PreparedReload> {
+    let decided!: () => void;
+    const settled = new Promise<void>((resolve) => (decided = resolve));
+    const prepared = this.#reloading
+      .then(() => this.#build(config, trigger, generation, decided))
+      .catch((err: unknown) => {
+        decided();
+        const error = locatePluginFailure(err, config.file, source);
+        this.reloads.failed(error);
+        throw error;
+      });
+    this.#reloading = settled;
+    return prepared;
   }
 
-  async #reload(config: LbConfig, trigger: string, id = this.#nextId): Promise<Generation> {
+  async #build(config: LbConfig, trigger: string, id = this.#nextId, decided: () => void): Promise<PreparedReload> {
     if (this.#closing) throw new Error('Switchyard is shutting down; the configuration was not applied');
     const previous = this.generation;
     const started = performance.now();
-    const next = await Generation.build(id, config, this.#deps, previous);
-    const oldTraffic = this.#traffic;
-    let traffic = oldTraffic;
+    const next = await Generation.build(id, configForRole(config, this.role), this.#deps, previous);
+    let bound: TrafficServer | undefined;
     try {
       this.#onGeneration?.(next, this);
-      if (traffic === undefined) {
-        // No listener here (a cluster primary): refuse what the workers' listeners would refuse.
+      if (this.#traffic !== undefined && listenerNeedsRebind(previous.config.server, config.server)) {
+        bound = await this.#bind(next);
+        // Until the commit, connections it accepts are served by the running
+        // generation. (No request can have arrived yet: the listen callback
+        // and this line run without an I/O turn between them.)
+        bound.generation = previous;
+      } else {
+        // No listener here (a cluster primary): refuse what the workers'
+        // listeners would. Or the running listener takes the new settings at
+        // the commit: the certificates it will read must be readable now.
         checkListenerChange(previous.config, config);
         readCertificates(config);
-      } else if (listenerNeedsRebind(previous.config.server, config.server)) {
-        traffic = await this.#bind(next);
-      } else {
-        applyListenerSettings(traffic, config.server);
       }
     } catch (err) {
       await next.close();
       throw err;
     }
-    this.#nextId = id + 1;
+    let decision: 'commit' | 'abort' | undefined;
+    const prepared: PreparedReload = {
+      generation: next,
+      commit: async () => {
+        if (decision !== undefined) throw new Error(`this reload was already ${decision === 'commit' ? 'committed' : 'aborted'}`);
+        decision = 'commit';
+        this.#prepared = undefined;
+        try {
+          return await this.#commit(previous, next, bound, trigger, started);
+        } finally {
+          decided();
+        }
+      },
+      // Shutdown and the caller may both abort it.
+      abort: async (problems) => {
+        if (decision === 'abort') return;
+        if (decision === 'commit') throw new Error('this reload was already committed');
+        decision = 'abort';
+        this.#prepared = undefined;
+        try {
+          await this.#abort(next, bound, problems);
+        } finally {
+          decided();
+        }
+      },
+    };
+    this.#prepared = prepared;
+    return prepared;
+  }
+
+  async #commit(previous: Generation, next: Generation, bound: TrafficServer | undefined, trigger: string, started: number): Promise<Generation> {
+    if (this.#closing) {
+      const problem = 'Switchyard is shutting down; the configuration was not applied';
+      await this.#abort(next, bound, [problem]);
+      throw new Error(problem);
+    }
+    const config = next.config;
+    const oldTraffic = this.#traffic;
+    if (oldTraffic !== undefined && bound === undefined) {
+      try {
+        applyListenerSettings(oldTraffic, config.server);
+      } catch (err) {
+        // Readable when prepared, gone since: keep serving with what the listener has.
+        this.logger.error({ err }, `server settings not applied to the listener (${(err as Error).message}); it keeps the previous ones until the next reload`);
+      }
+    }
+    this.#nextId = next.id + 1;
     this.#generation = next;
     if (this.role !== 'traffic') this.health.sync(next);
-    if (traffic !== undefined) traffic.generation = next;
-    if (traffic !== undefined && oldTraffic !== undefined && traffic !== oldTraffic) {
-      this.#traffic = traffic;
-      this.#address = traffic.server.address() as AddressInfo;
+    if (oldTraffic !== undefined) oldTraffic.generation = next;
+    if (bound !== undefined && oldTraffic !== undefined) {
+      bound.generation = next;
+      this.#traffic = bound;
+      this.#address = bound.server.address() as AddressInfo;
       // Connections the old listener accepted are served by the new generation.
-      oldTraffic.generation = next;
-      this.#retireListener(oldTraffic, previous.config.server.shutdownGrace);
+      this.#retireListener(oldTraffic, previous.config.server.shutdownGrace, 'previous listener', 'info');
     }
     const report = this.reloads.applied(previous.config, next, Math.round(performance.now() - started), trigger);
     // In a cluster the primary logs the one line per reload, once its workers have applied it.
@@ -359,7 +498,7 @@ export class Switchyard {
         trigger,
         changes: report.changes,
         ms: report.ms,
-        ...(traffic !== oldTraffic && traffic !== undefined ? { listen: `${this.#address!.address}:${this.#address!.port}` } : {}),
+        ...(bound !== undefined ? { listen: `${this.#address!.address}:${this.#address!.port}` } : {}),
       },
       `configuration generation ${next.id} is live (${report.summary}) in ${report.ms}ms`,
     );
@@ -372,7 +511,17 @@ export class Switchyard {
     return next;
   }
 
-  /** A listener for `generation`'s address, bound before the running one is let go. */
+  /** Undoes a prepare: the listener it bound lets go (what it accepted finishes), its generation closes. */
+  async #abort(next: Generation, bound: TrafficServer | undefined, problems: readonly string[]): Promise<void> {
+    // Recorded as reloads.failed() would, from problem lines instead of an error.
+    this.reloads.refusedCount++;
+    this.reloads.lastRefused = { at: new Date(), problems };
+    // What it accepted in the meantime was served by the running generation and finishes there.
+    if (bound !== undefined) this.#retireListener(bound, this.generation.config.server.shutdownGrace, 'listener of a configuration not applied', 'debug');
+    await next.close();
+  }
+
+  /** A listener for `generation`'s address, bound beside the running one. */
   async #bind(generation: Generation): Promise<TrafficServer> {
     const { host, port } = generation.config.server.listen;
     checkListenerChange(this.generation.config, generation.config);
@@ -391,12 +540,13 @@ export class Switchyard {
   }
 
   /**
-   * The old listener stops accepting now; its connections finish, and are
-   * cut past `graceMs`. Its keep-alive clients are moved off it: new
-   * requests on it are answered with `Connection: close`, and connections
-   * that fall idle are closed (Node closes only the ones idle at close()).
+   * A listener being let go (`what`, for logs) stops accepting now; its
+   * connections finish, and are cut past `graceMs`. Its keep-alive clients
+   * are moved off it: new requests on it are answered with `Connection:
+   * close`, and connections that fall idle are closed (Node closes only the
+   * ones idle at close()).
    */
-  #retireListener(traffic: TrafficServer, graceMs: number): void {
+  #retireListener(traffic: TrafficServer, graceMs: number, what: string, level: 'info' | 'debug'): void {
     const server = traffic.server;
     const where = `${(server.address() as AddressInfo).address}:${(server.address() as AddressInfo).port}`;
     server.prependListener('request', endAfterResponse);
@@ -410,10 +560,10 @@ export class Switchyard {
       clearTimeout(timer);
       if (outcome === 'expired') {
         const cut = traffic.destroyConnections();
-        this.logger.warn({ listen: where, connections: cut, graceMs }, `previous listener ${where}: cut ${cut} connection(s) still open ${graceMs}ms after the rebind`);
+        this.logger.warn({ listen: where, connections: cut, graceMs }, `${what} ${where}: cut ${cut} connection(s) still open ${graceMs}ms after it was let go`);
         await closed;
       }
-      this.logger.info({ listen: where }, `previous listener ${where} closed: its connections finished`);
+      this.logger[level]({ listen: where }, `${what} ${where} closed: its connections finished`);
     })().finally(() => {
       clearInterval(sweep);
       this.#retiredListeners.delete(done);
@@ -437,6 +587,8 @@ export class Switchyard {
 
   async #close(graceMs: number): Promise<void> {
     this.health.stop();
+    // A prepared reload that nobody will decide now: undo it, its listener too.
+    await this.#prepared?.abort(['Switchyard is shutting down; the configuration was not applied']);
     // /healthz fails from now on, so whatever balances in front stops sending here.
     const admin = this.#admin;
     this.#admin = undefined;

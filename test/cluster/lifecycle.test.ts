@@ -7,7 +7,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { startBackend, startBackends } from '../helpers/backends.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, startBackend, startBackends } from '../helpers/backends.js';
+import { runLb } from '../helpers/lb-process.js';
 import { request, type TestResponse } from '../helpers/http-client.js';
 import { alive, backendList, clusterHead, eventually, primaryLines, startCluster } from './support.js';
 
@@ -91,4 +95,23 @@ backends = [{ url = "${backend.url}" }]
   assert.equal(code, 0, 'the primary exits 0');
   await eventually('every worker exited', 2000, async () => (pids.every((pid) => !alive(pid)) ? true : undefined));
   assert.ok(primaryLines(cluster.lb, (l) => l.msg === 'shutdown complete').length === 1);
+});
+
+test('a middleware that cannot start (created in the workers only) stops lb run with its file:line:col and exit code 1', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'lb-cluster-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const backend = await startBackend('b1');
+  t.after(() => backend.close());
+  const file = join(dir, 'lb.toml');
+  await writeFile(join(dir, 'fails.mjs'), `export default { name: 'fails', kind: 'middleware', create() { throw new Error('cannot start here'); } };\n`);
+  await writeFile(file, `${clusterHead(await freePort())}
+[[pipeline]]
+plugin = "./fails.mjs"
+
+[pools.web]
+backends = [{ url = "${backend.url}" }]
+`);
+  const { code, stderr } = await runLb(['run', '-c', file]);
+  assert.equal(code, 1, stderr);
+  assert.match(stderr, /lb\.toml:10:1 pipeline\[0\]\.plugin: plugin "\.\/fails\.mjs" failed to start: cannot start here\n1 problem\(s\) in /);
 });

@@ -6,8 +6,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBackends, type TestBackend } from '../helpers/backends.js';
-import { request } from '../helpers/http-client.js';
+import { readFile } from 'node:fs/promises';
+import type { ServerResponse } from 'node:http';
+import { startBackend, startBackends, type TestBackend } from '../helpers/backends.js';
+import { request, type TestResponse } from '../helpers/http-client.js';
+import { parsePrometheusText } from '../admin/prometheus-text.js';
+import { WORKER_ENV } from '../../src/cluster/messages.js';
 import { alive, backendList, clusterHead, eventually, primaryLines, spread, startCluster, workerLines } from './support.js';
 
 const LIVE = /^configuration generation (\d+) is live/;
@@ -120,4 +124,76 @@ test('changing server.workers in a reload starts or stops workers', async (t) =>
   const responses = await spread(`http://127.0.0.1:${cluster.port}/`, 20, 2);
   assert.ok(responses.every((r) => r.status === 200));
   await eventually('stopped workers exited', 3000, async () => (retired.every((pid) => !alive(pid)) ? true : undefined));
+});
+
+test('shrinking then growing while a stopped worker still drains gives the new worker an id of its own', async (t) => {
+  // The backend holds every request until the end, and learns which worker sent it (a middleware file tags it).
+  const held: ServerResponse[] = [];
+  const seenFrom = new Set<string>();
+  let arrived: (() => void) | undefined;
+  const backend = await startBackend('slow', (req, res) => {
+    held.push(res);
+    seenFrom.add(String(req.headers['x-worker']));
+    arrived?.();
+  });
+  t.after(async () => {
+    for (const res of held) if (!res.writableEnded) res.end('late');
+    await backend.close();
+  });
+  const tagWorker = `export default { name: 'tag-worker', kind: 'middleware', create() {
+  const id = process.env.${WORKER_ENV.id};
+  return { handle(ctx, next) { ctx.headers['x-worker'] = id; return next(); } };
+} };
+`;
+  const cluster = await startCluster(
+    t,
+    (port) => `${clusterHead(port).replace('shutdown_grace = "3s"', 'shutdown_grace = "10s"')}
+[[pipeline]]
+plugin = "./tag-worker.mjs"
+
+[pools.web]
+backends = [{ url = "${backend.url}" }]
+`,
+    { 'tag-worker.mjs': tagWorker },
+  );
+
+  // Requests on fresh connections until one is in flight on worker 2.
+  const url = `http://127.0.0.1:${cluster.port}/`;
+  const pending: Promise<TestResponse>[] = [];
+  for (let i = 0; i < 100 && !seenFrom.has('2'); i++) {
+    const came = new Promise<void>((resolve) => (arrived = resolve));
+    pending.push(request(url, { timeoutMs: 20_000 }));
+    await came;
+  }
+  assert.ok(seenFrom.has('2'), `no request reached worker 2 (seen from: ${[...seenFrom].join(', ')})`);
+
+  const two = await readFile(cluster.file, 'utf8');
+  let from = cluster.lb.logs.length;
+  await cluster.save(two.replace('workers = 2', 'workers = 1'));
+  await cluster.lb.waitForLog((l) => /^server\.workers is now 1: stopping worker 2/.test(l.msg), 5000, from);
+  from = cluster.lb.logs.length;
+  await cluster.save(two);
+  const starting = await cluster.lb.waitForLog((l) => /^server\.workers is now 2: starting worker/.test(l.msg), 5000, from);
+  assert.deepEqual(starting.starting, [3], 'worker 2 is still draining: the new one is worker 3');
+
+  const grown = await eventually('worker 3 serving', 5000, async () => {
+    const s = await cluster.status();
+    return s.workers.find((w) => w.id === 3)?.state === 'serving' ? s : undefined;
+  });
+  assert.deepEqual(grown.workers.map((w) => `${w.id}:${w.state}`), ['1:serving', '2:stopping', '3:serving']);
+  const metrics = parsePrometheusText((await request(`${cluster.admin}/metrics`)).body);
+  const restartSeries = metrics.get('switchyard_worker_restarts_total')!.samples.map((s) => s.labels.worker);
+  assert.deepEqual(restartSeries, ['1', '2', '3'], 'one series per worker slot');
+
+  // The stopped worker finishes what it had in flight, then leaves.
+  for (const res of held) res.end('done');
+  const answers = await Promise.all(pending);
+  assert.deepEqual([...new Set(answers.map((r) => `${r.status} ${r.body}`))], ['200 done']);
+  const after = await eventually('worker 2 gone', 5000, async () => {
+    const s = await cluster.status();
+    return s.workers.length === 2 ? s : undefined;
+  });
+  assert.deepEqual(after.workers.map((w) => `${w.id}:${w.state}`), ['1:serving', '3:serving']);
+  const counted = after.pools.web!.backends[0]!;
+  assert.deepEqual([counted.requests, counted.responses['2xx']], [pending.length, pending.length], 'what the stopped worker answered while draining is counted');
 });

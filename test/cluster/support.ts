@@ -3,7 +3,7 @@
  * group (primary + workers), its admin API, and clients that open a fresh
  * connection per request so the kernel spreads them over the workers.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, type TestBackend } from '../helpers/backends.js';
@@ -23,7 +23,19 @@ export interface WorkerRow {
 
 export interface ClusterStatus {
   readonly generation: number;
-  readonly pools: Record<string, { backends: { url: string; state: string; requests: number; health_checks: { passed: number; failed: number } | null }[] }>;
+  readonly reloads: { readonly applied: number; readonly refused: number };
+  readonly pools: Record<
+    string,
+    {
+      backends: {
+        url: string;
+        state: string;
+        requests: number;
+        responses: Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number>;
+        health_checks: { passed: number; failed: number } | null;
+      }[];
+    }
+  >;
   readonly workers: readonly WorkerRow[];
 }
 
@@ -37,6 +49,11 @@ export interface ClusterFixture {
   status(): Promise<ClusterStatus>;
   /** Rewrites lb.toml (the running process reloads it). */
   write(toml: string): Promise<void>;
+  /**
+   * Saves lb.toml the way most editors do — a temp file renamed over it —
+   * so the running process can never read it half-written.
+   */
+  save(toml: string): Promise<void>;
 }
 
 export type TomlFor = (port: number) => string;
@@ -57,8 +74,16 @@ export function backendList(backends: readonly TestBackend[]): string {
   return `[${backends.map((b) => `{ url = "${b.url}" }`).join(', ')}]`;
 }
 
-/** Starts `lb run` from `toml(port)` in its own process group; everything is stopped and removed after the test. */
-export async function startCluster(t: { after(fn: () => Promise<void>): void }, toml: TomlFor): Promise<ClusterFixture> {
+/**
+ * Starts `lb run` from `toml(port)` in its own process group, with `files`
+ * (name → text, e.g. a plugin) beside lb.toml; everything is stopped and
+ * removed after the test.
+ */
+export async function startCluster(
+  t: { after(fn: () => Promise<void>): void },
+  toml: TomlFor,
+  files: Readonly<Record<string, string>> = {},
+): Promise<ClusterFixture> {
   const dir = await mkdtemp(join(tmpdir(), 'lb-cluster-'));
   const file = join(dir, 'lb.toml');
   let lb: LbProcess | undefined;
@@ -67,10 +92,13 @@ export async function startCluster(t: { after(fn: () => Promise<void>): void }, 
     await rm(dir, { recursive: true, force: true });
   });
   const port = await freePort();
+  for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
   await writeFile(file, toml(port));
   lb = await startLb(file, [], { processGroup: true });
   const adminLine = await lb.waitForLog((l) => typeof l.admin === 'string', 2000);
   const admin = `http://${String(adminLine.admin)}`;
+  // Until then a save could be seen twice: by the watcher and by the check made once it is ready.
+  await lb.waitForLog((l) => typeof l.watching === 'string', 5000);
   return {
     dir,
     file,
@@ -83,6 +111,11 @@ export async function startCluster(t: { after(fn: () => Promise<void>): void }, 
       return JSON.parse(res.body) as ClusterStatus;
     },
     write: (text: string) => writeFile(file, text),
+    async save(text: string) {
+      const temp = join(dir, `.lb.toml.${process.pid}.tmp`);
+      await writeFile(temp, text);
+      await rename(temp, file);
+    },
   };
 }
 
@@ -125,6 +158,11 @@ export function primaryLines(lb: LbProcess, match: (line: LogLine) => boolean): 
 /** Log lines written by worker processes (each carries `worker`, its slot id). */
 export function workerLines(lb: LbProcess, match: (line: LogLine) => boolean): LogLine[] {
   return lb.logs.filter((l) => l.pid !== lb.child.pid && match(l));
+}
+
+/** Waits `ms`: only for what cannot be awaited, such as a duplicate log line that should not come. */
+export function settle(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** True while a process with `pid` exists. */

@@ -10,7 +10,9 @@ import assert from 'node:assert/strict';
 import { freePort, startBackend, startBackends, type TestBackend } from '../helpers/backends.js';
 import { request } from '../helpers/http-client.js';
 import { parsePrometheusText } from '../admin/prometheus-text.js';
-import { alive, backendList, clusterHead, eventually, primaryLines, spread, startCluster, workerLines } from './support.js';
+import { startRedis } from '../helpers/redis.js';
+import { COUNTERS_PUSH_MS } from '../../src/cluster/messages.js';
+import { alive, backendList, clusterHead, eventually, primaryLines, settle, spread, startCluster, workerLines } from './support.js';
 
 async function backendsFor(t: { after(fn: () => Promise<void>): void }, count: number): Promise<TestBackend[]> {
   const backends = await startBackends(count);
@@ -119,4 +121,66 @@ passive_cooldown = "1s"
     const s = await cluster.status();
     return s.pools.web!.backends.find((b) => b.url === deadUrl)?.state === 'unknown' ? true : undefined;
   });
+});
+
+test('counters of workers killed with SIGKILL are kept up to their last push: /status and /metrics count every request after the restarts', async (t) => {
+  const backends = await backendsFor(t, 1);
+  const cluster = await startCluster(t, (port) => `${clusterHead(port)}
+[pools.web]
+backends = ${backendList(backends)}
+`);
+  // Read before any traffic: after it, nothing may ask the workers for their counters before they are killed.
+  const pids = (await cluster.status()).workers.map((w) => w.pid!);
+  const responses = await spread(`http://127.0.0.1:${cluster.port}/`, 200, 4);
+  assert.ok(responses.every((r) => r.status === 200));
+  // What a push carries cannot be seen from outside without asking for the counters (which would hide a loss): wait two push intervals.
+  await settle(2 * COUNTERS_PUSH_MS + 200);
+
+  const from = cluster.lb.logs.length;
+  for (const pid of pids) process.kill(pid, 'SIGKILL');
+  await cluster.lb.waitForLog((l) => /^worker 1 restarted/.test(l.msg), 10_000, from);
+  await cluster.lb.waitForLog((l) => /^worker 2 restarted/.test(l.msg), 10_000, from);
+
+  const status = await cluster.status();
+  assert.equal(status.pools.web!.backends[0]!.requests, 200, 'nothing the killed workers counted was lost');
+  assert.deepEqual(status.workers.map((w) => w.requests), [0, 0], 'the new processes have counted nothing yet');
+  const families = parsePrometheusText((await request(`${cluster.admin}/metrics`)).body);
+  const ok = families.get('switchyard_requests_total')!.samples.filter((s) => s.labels.class === '2xx').reduce((sum, s) => sum + s.value, 0);
+  assert.equal(ok, 200);
+});
+
+test('with workers = 2 the primary creates no middleware: a Redis outage is logged once by each worker and never by the primary', async (t) => {
+  const backends = await backendsFor(t, 1);
+  const redis = await startRedis();
+  t.after(() => redis.kill());
+  const cluster = await startCluster(t, (port) => `${clusterHead(port)}
+[[pipeline]]
+plugin = "rate-limit"
+rate = 1000
+burst = 1000
+store = "redis"
+redis_url = "${redis.url}"
+redis_timeout = "200ms"
+
+[pools.web]
+backends = ${backendList(backends)}
+`);
+  const url = `http://127.0.0.1:${cluster.port}/`;
+  const before = await spread(url, 20, 4);
+  assert.ok(before.every((r) => r.status === 200));
+
+  const UNAVAILABLE = /^rate-limit: Redis at .* is unavailable/;
+  const from = cluster.lb.logs.length;
+  await redis.kill();
+  await eventually('both workers saw the outage', 10_000, async () => {
+    // Traffic on fresh connections reaches both workers; each fails open.
+    const during = await spread(url, 10, 2);
+    assert.ok(during.every((r) => r.status === 200), 'redis_failure = "open" lets requests through');
+    const workers = new Set(workerLines(cluster.lb, (l) => UNAVAILABLE.test(l.msg)).map((l) => l.worker));
+    return workers.size === 2 ? true : undefined;
+  });
+  await settle(300);
+  const outage = cluster.lb.logs.slice(from).filter((l) => UNAVAILABLE.test(l.msg));
+  assert.deepEqual(outage.map((l) => l.worker).sort(), [1, 2], `once per worker: ${outage.map((l) => JSON.stringify(l)).join('\n')}`);
+  assert.deepEqual(primaryLines(cluster.lb, (l) => /Redis/.test(l.msg)), [], 'the primary holds no Redis connection');
 });
