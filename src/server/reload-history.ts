@@ -42,8 +42,13 @@ export class ReloadHistory {
   }
 
   failed(err: unknown): void {
+    this.refused(problemsOf(err));
+  }
+
+  /** A reload not applied, for the reasons given as problem lines (a cluster's refusal gathers its workers'). */
+  refused(problems: readonly string[]): void {
     this.refusedCount++;
-    this.lastRefused = { at: new Date(), problems: problemsOf(err) };
+    this.lastRefused = { at: new Date(), problems };
   }
 }
 

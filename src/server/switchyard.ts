@@ -513,9 +513,7 @@ export class Switchyard {
 
   /** Undoes a prepare: the listener it bound lets go (what it accepted finishes), its generation closes. */
   async #abort(next: Generation, bound: TrafficServer | undefined, problems: readonly string[]): Promise<void> {
-    // Recorded as reloads.failed() would, from problem lines instead of an error.
-    this.reloads.refusedCount++;
-    this.reloads.lastRefused = { at: new Date(), problems };
+    this.reloads.refused(problems);
     // What it accepted in the meantime was served by the running generation and finishes there.
     if (bound !== undefined) this.#retireListener(bound, this.generation.config.server.shutdownGrace, 'listener of a configuration not applied', 'debug');
     await next.close();
