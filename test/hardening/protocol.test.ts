@@ -18,6 +18,21 @@ describe('HTTP/1.x protocol behaviour', () => {
   let lb: RunningSwitchyard;
   const seenHeaders: Record<string, string | string[] | undefined>[] = [];
 
+  /** A Switchyard with one route (/x): anything else gets 404 from the proxy itself. */
+  function startRoutedToX(): Promise<RunningSwitchyard> {
+    return startSwitchyard({
+      toml: `
+        [server]
+        listen = "127.0.0.1:0"
+        [pools.web]
+        backends = [{ url = "${backend.url}" }]
+        [[routes]]
+        match = { path_prefix = "/x" }
+        pool = "web"
+      `,
+    });
+  }
+
   before(async () => {
     backend = await startBackend('protocol', (req, res) => {
       seenHeaders.push(req.headers);
@@ -84,17 +99,7 @@ describe('HTTP/1.x protocol behaviour', () => {
   });
 
   it('Expect: 100-continue on a request refused before its body (no route): the answer without 100, then the connection closes', async () => {
-    const routed = await startSwitchyard({
-      toml: `
-        [server]
-        listen = "127.0.0.1:0"
-        [pools.web]
-        backends = [{ url = "${backend.url}" }]
-        [[routes]]
-        match = { path_prefix = "/x" }
-        pool = "web"
-      `,
-    });
+    const routed = await startRoutedToX();
     try {
       // Had the connection been kept, the client's next request would be read as the body it never sent.
       const result = await sendRaw(
@@ -139,17 +144,7 @@ describe('HTTP/1.x protocol behaviour', () => {
   });
 
   it('an error answer (404, 413 by Content-Length aside) keeps the connection when no body is pending', async () => {
-    const routed = await startSwitchyard({
-      toml: `
-        [server]
-        listen = "127.0.0.1:0"
-        [pools.web]
-        backends = [{ url = "${backend.url}" }]
-        [[routes]]
-        match = { path_prefix = "/x" }
-        pool = "web"
-      `,
-    });
+    const routed = await startRoutedToX();
     try {
       const result = await sendRaw(
         routed.port,

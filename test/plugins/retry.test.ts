@@ -296,13 +296,17 @@ ${extra}
 `;
 }
 
-test('e2e: a backend that refuses connections beside a healthy one — GET (and POST, nothing was sent) always succeed', async () => {
-  const healthy = await startBackend('ok');
-  healthy.handler = (req, res) => {
+/** A backend answering 200 "ok:" + the request body it received. */
+function startEchoBackend() {
+  return startBackend('ok', (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => res.end(`ok:${Buffer.concat(chunks).toString()}`));
-  };
+  });
+}
+
+test('e2e: a backend that refuses connections beside a healthy one — GET (and POST, nothing was sent) always succeed', async () => {
+  const healthy = await startEchoBackend();
   const closedPort = await freePort();
   let lb: RunningSwitchyard | undefined;
   try {
@@ -326,11 +330,7 @@ test('e2e: a backend answering 503 — POST is not retried, GET (with or without
     res.statusCode = 503;
     res.end('unavailable');
   });
-  const healthy = await startBackend('ok', (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => res.end(`ok:${Buffer.concat(chunks).toString()}`));
-  });
+  const healthy = await startEchoBackend();
   let lb: RunningSwitchyard | undefined;
   try {
     lb = await startSwitchyard({ toml: retryToml([failing.url, healthy.url]) });
@@ -388,11 +388,7 @@ test('e2e: a body larger than max_replay_body is streamed once and not retried o
 
 test('e2e: a backend that never accepts the connection beside a healthy one — connect_timeout is retried like a refused connect, for POST too', async () => {
   const hanging = await startHangingListener();
-  const healthy = await startBackend('ok', (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => res.end(`ok:${Buffer.concat(chunks).toString()}`));
-  });
+  const healthy = await startEchoBackend();
   let lb: RunningSwitchyard | undefined;
   try {
     lb = await startSwitchyard({ toml: retryToml([hanging.url, healthy.url]).replace('passive_failures = 0', 'passive_failures = 0\nconnect_timeout = "100ms"') });
