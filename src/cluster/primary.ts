@@ -263,6 +263,8 @@ export class ClusterPrimary {
       trigger,
       states: this.#states(),
     };
+    // The processes that prepared it: a slot whose process is replaced meanwhile has nothing to commit.
+    const preparedBy = new Map(takingPart.map((slot) => [slot, slot.pid]));
     const answers = await Promise.all(takingPart.map((slot) => slot.prepare(message, RELOAD_DEADLINE_MS)));
     const refusals = answers.filter((answer) => !answer.ok);
     if (refusals.length > 0 || this.#shuttingDown) {
@@ -274,9 +276,24 @@ export class ClusterPrimary {
     }
 
     // Every worker has it ready: from here on it is the configuration in service, and what a (re)started worker gets.
+    const before = this.#current;
     this.#current = { source, generation: generation.id };
-    await prepared.commit();
-    const commits = await Promise.all(takingPart.map((slot) => slot.commit(reload, generation.id, COMMIT_DEADLINE_MS)));
+    try {
+      await prepared.commit();
+    } catch (err) {
+      // Not live anywhere: every worker holding it must hear so, or it waits and no later reload starts there.
+      this.#current = before;
+      for (const slot of takingPart) slot.abort(reload, generation.id);
+      this.#notApplied(trigger, problemsOf(err), []);
+      return false;
+    }
+    const commits = await Promise.all(
+      takingPart.map((slot) =>
+        slot.pid === preparedBy.get(slot)
+          ? slot.commit(reload, generation.id, COMMIT_DEADLINE_MS)
+          : Promise.resolve<WorkerAnswer>({ slot, ok: false, answered: false, problems: ['its process exited after preparing'] }),
+      ),
+    );
     const report = lb.reloads.lastApplied!;
     const ms = Math.round(performance.now() - started);
     const fields = { generation: generation.id, previous, trigger, changes: report.changes, ms, workers: takingPart.length };

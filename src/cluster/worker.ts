@@ -14,7 +14,7 @@ import type { Backend } from '../pool/backend.js';
 import type { PoolConfig } from '../config/types.js';
 import { locatePluginFailure, problemsOf } from '../server/reload-history.js';
 import { Switchyard, type PreparedReload, type RootLogger } from '../server/switchyard.js';
-import type { Generation } from '../server/generation.js';
+import { PLUGIN_DEADLINES, type Generation } from '../server/generation.js';
 import {
   COUNTERS_PUSH_MS,
   isMessage,
@@ -48,6 +48,13 @@ function newDecision(): Decision {
   return { promise, resolve };
 }
 
+/**
+ * How long a prepared reload waits for the primary's decision: well past
+ * the primary's own deadlines (the slowest worker's prepare, then its own
+ * commit), so only a primary that broke in between leaves it undecided.
+ */
+const DECISION_DEADLINE_MS = PLUGIN_DEADLINES.createMs + 30_000;
+
 function countersOf(backend: Backend): BackendCounters {
   return {
     url: backend.url,
@@ -58,6 +65,19 @@ function countersOf(backend: Backend): BackendCounters {
     durationCounts: [...backend.durationCounts],
     durationSumMs: backend.durationSumMs,
   };
+}
+
+/**
+ * A number that changes whenever a counter does: requests count when they
+ * start, responses and failures when they end, so all three are in it.
+ */
+function countedTotal(backends: readonly Backend[]): number {
+  let total = 0;
+  for (const backend of backends) {
+    total += backend.requests + backend.failures;
+    for (const n of backend.responses) total += n;
+  }
+  return total;
 }
 
 export class ClusterWorker {
@@ -161,18 +181,15 @@ export class ClusterWorker {
   #pushCounters(): void {
     const lb = this.#lb;
     if (lb === undefined) return;
-    let counted = 0;
-    for (const backend of lb.registry.all()) counted += backend.requests + backend.failures;
-    if (counted === this.#countedAtLastPush) return;
-    this.#sendCounters(0);
+    const backends = lb.registry.all();
+    if (countedTotal(backends) === this.#countedAtLastPush) return;
+    this.#sendCounters(0, backends);
   }
 
   /** Sends the counters of `from` (default: every backend now): the answer to request `id`, or pushed (0). */
   #sendCounters(id: number, from = this.#lb?.registry.all() ?? [], sent?: () => void): void {
+    this.#countedAtLastPush = countedTotal(from);
     const backends = from.map(countersOf);
-    let counted = 0;
-    for (const c of backends) counted += c.requests + c.failures;
-    this.#countedAtLastPush = counted;
     send({ type: 'stats', id, generation: this.#lb?.generation.id ?? 0, backends }, sent);
   }
 
@@ -204,7 +221,13 @@ export class ClusterWorker {
       return;
     }
     send({ type: 'prepared', reload, generation, ok: true, problems: [] });
-    const commit = await decision.promise;
+    // The primary always decides (commit or abort); the deadline is for a primary that broke meanwhile, so this worker's reloads do not stop for good.
+    let deadline: NodeJS.Timeout | undefined;
+    const commit = await Promise.race([
+      decision.promise,
+      new Promise<boolean>((resolve) => (deadline = setTimeout(resolve, DECISION_DEADLINE_MS, false).unref())),
+    ]);
+    clearTimeout(deadline);
     done();
     try {
       if (!commit) {

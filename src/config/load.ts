@@ -27,9 +27,6 @@ import type {
 
 type Table = Record<string, unknown>;
 
-/** Kept here too for code that imported it from this module before it moved. */
-export { parseListen } from './addresses.js';
-
 const ajv = addConfigKeywords(new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true }));
 const validateCore = ajv.compile(coreSchema);
 const pluginValidators = new WeakMap<PluginDefinition, ValidateFunction>();

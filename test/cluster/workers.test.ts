@@ -184,3 +184,29 @@ backends = ${backendList(backends)}
   assert.deepEqual(outage.map((l) => l.worker).sort(), [1, 2], `once per worker: ${outage.map((l) => JSON.stringify(l)).join('\n')}`);
   assert.deepEqual(primaryLines(cluster.lb, (l) => /Redis/.test(l.msg)), [], 'the primary holds no Redis connection');
 });
+
+test('a response that ends after the last push is pushed too: a worker killed later has lost nothing', async (t) => {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const backend = await startBackend('held', (_req, res) => void released.then(() => res.end('late')));
+  t.after(() => backend.close());
+  const cluster = await startCluster(t, (port) => `${clusterHead(port)}
+[pools.web]
+backends = ${backendList([backend])}
+`);
+  const pids = (await cluster.status()).workers.map((w) => w.pid!);
+  const answer = request(`http://127.0.0.1:${cluster.port}/`);
+  // The request is counted as it starts, and pushed; its response is counted only as it ends, with no request after it.
+  await settle(2 * COUNTERS_PUSH_MS + 200);
+  release();
+  assert.equal((await answer).status, 200);
+  await settle(2 * COUNTERS_PUSH_MS + 200);
+
+  const from = cluster.lb.logs.length;
+  for (const pid of pids) process.kill(pid, 'SIGKILL');
+  await cluster.lb.waitForLog((l) => /^worker 1 restarted/.test(l.msg), 10_000, from);
+  await cluster.lb.waitForLog((l) => /^worker 2 restarted/.test(l.msg), 10_000, from);
+  const families = parsePrometheusText((await request(`${cluster.admin}/metrics`)).body);
+  const ok = families.get('switchyard_requests_total')!.samples.filter((s) => s.labels.class === '2xx').reduce((sum, s) => sum + s.value, 0);
+  assert.equal(ok, 1, 'the 200 that ended after the last request was pushed before the kill');
+});
