@@ -40,6 +40,8 @@ function endAfterResponse(_req: IncomingMessage, res: ServerResponse): void {
  * no admin listener, and what the primary logs for the whole cluster
  * (applied reloads, state changes it was told about) it logs at debug level.
  */
+const NOT_APPLIED_SHUTTING_DOWN = 'Switchyard is shutting down; the configuration was not applied';
+
 export type SwitchyardRole = 'standalone' | 'control' | 'traffic';
 
 /**
@@ -178,6 +180,8 @@ export class Switchyard {
   #reloading: Promise<unknown> = Promise.resolve();
   /** A prepared reload not yet committed or aborted (shutdown aborts it). */
   #prepared: PreparedReload | undefined;
+  /** A reload being built (shutdown waits for it: it then finds #closing set and undoes itself). */
+  #building: Promise<unknown> | undefined;
   /** Listeners replaced by a rebind that still have connections finishing. */
   readonly #retiredListeners = new Set<Promise<void>>();
   /** Replaced generations that are still draining. */
@@ -396,7 +400,7 @@ export class Switchyard {
     let decided!: () => void;
     const settled = new Promise<void>((resolve) => (decided = resolve));
     const prepared = this.#reloading
-      .then(() => this.#build(config, trigger, generation, decided))
+      .then(() => (this.#building = this.#build(config, trigger, generation, decided)))
       .catch((err: unknown) => {
         decided();
         const error = locatePluginFailure(err, config.file, source);
@@ -408,15 +412,18 @@ export class Switchyard {
   }
 
   async #build(config: LbConfig, trigger: string, id = this.#nextId, decided: () => void): Promise<PreparedReload> {
-    if (this.#closing) throw new Error('Switchyard is shutting down; the configuration was not applied');
+    if (this.#closing) throw new Error(NOT_APPLIED_SHUTTING_DOWN);
     const previous = this.generation;
     const started = performance.now();
     const next = await Generation.build(id, configForRole(config, this.role), this.#deps, previous);
     let bound: TrafficServer | undefined;
     try {
+      // Shutdown began while plugins were created: nothing of this may outlive it.
+      if (this.#closing) throw new Error(NOT_APPLIED_SHUTTING_DOWN);
       this.#onGeneration?.(next, this);
       if (this.#traffic !== undefined && listenerNeedsRebind(previous.config.server, config.server)) {
         bound = await this.#bind(next);
+        if (this.#closing) throw new Error(NOT_APPLIED_SHUTTING_DOWN);
         // Until the commit, connections it accepts are served by the running
         // generation. (No request can have arrived yet: the listen callback
         // and this line run without an I/O turn between them.)
@@ -429,6 +436,7 @@ export class Switchyard {
         readCertificates(config);
       }
     } catch (err) {
+      if (bound !== undefined) this.#retireListener(bound, 0, 'listener of a configuration not applied', 'debug');
       await next.close();
       throw err;
     }
@@ -464,9 +472,8 @@ export class Switchyard {
 
   async #commit(previous: Generation, next: Generation, bound: TrafficServer | undefined, trigger: string, started: number): Promise<Generation> {
     if (this.#closing) {
-      const problem = 'Switchyard is shutting down; the configuration was not applied';
-      await this.#abort(next, bound, [problem]);
-      throw new Error(problem);
+      await this.#abort(next, bound, [NOT_APPLIED_SHUTTING_DOWN]);
+      throw new Error(NOT_APPLIED_SHUTTING_DOWN);
     }
     const config = next.config;
     const oldTraffic = this.#traffic;
@@ -585,8 +592,9 @@ export class Switchyard {
 
   async #close(graceMs: number): Promise<void> {
     this.health.stop();
-    // A prepared reload that nobody will decide now: undo it, its listener too.
-    await this.#prepared?.abort(['Switchyard is shutting down; the configuration was not applied']);
+    // A reload still being built undoes itself once it sees #closing; one prepared, that nobody will decide now, is undone here, its listener too.
+    await this.#building?.catch(() => {});
+    await this.#prepared?.abort([NOT_APPLIED_SHUTTING_DOWN]);
     // /healthz fails from now on, so whatever balances in front stops sending here.
     const admin = this.#admin;
     this.#admin = undefined;
