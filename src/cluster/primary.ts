@@ -18,13 +18,12 @@
  * = "rr" overrides it.
  */
 import cluster from 'node:cluster';
-import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { LbConfig } from '../config/types.js';
 import type { Backend } from '../pool/backend.js';
 import { ConfigWatcher } from '../server/config-watcher.js';
+import { ConfigSaves, readConfigSave, type ConfigSave } from '../server/config-saves.js';
 import { PLUGIN_DEADLINES } from '../server/generation.js';
 import { locatePluginFailure, problemsOf } from '../server/reload-history.js';
 import { Switchyard, type PreparedReload, type RootLogger } from '../server/switchyard.js';
@@ -99,8 +98,8 @@ export class ClusterPrimary {
   #deciding: Promise<void> | undefined;
   /** Numbers the reloads the workers are asked to prepare. */
   #nextReload = 1;
-  /** The last save that was not applied (content hash and mtime): the watcher may report one save twice, and it is refused once. */
-  #refusedSave: string | undefined;
+  /** Which file events are saves to apply (one save reported twice is refused once). */
+  readonly #saves = new ConfigSaves();
   #watcher: ConfigWatcher | undefined;
   /** Until every first worker serves, an exit fails the start instead of being restarted. */
   #starting = true;
@@ -200,29 +199,14 @@ export class ClusterPrimary {
     if (this.#shuttingDown) return;
     const { file } = this.#options;
     const logger = this.#logger;
-    let source: string;
-    let save: string;
+    let save: ConfigSave;
     try {
-      const [bytes, stats] = await Promise.all([readFile(file), stat(file)]);
-      const hash = createHash('sha256').update(bytes).digest('hex');
-      save = `${hash}@${stats.mtimeMs}`;
-      if (!force) {
-        // Saving in place truncates first: an empty file is a save in progress.
-        if (bytes.length === 0) {
-          logger.debug({ trigger }, 'lb.toml is empty, probably mid-save: waiting for the next change');
-          return;
-        }
-        if (hash === lb.generation.config.hash) {
-          logger.debug({ trigger }, 'lb.toml saved without changes: nothing to reload');
-          return;
-        }
-        // Saving it again (a new mtime) retries it; SIGHUP too.
-        if (save === this.#refusedSave) {
-          logger.debug({ trigger }, 'lb.toml unchanged since it was refused (one save seen twice): nothing to reload');
-          return;
-        }
+      save = await readConfigSave(file);
+      const notReload = force ? undefined : this.#saves.whyNotReload(save, lb.generation.config.hash);
+      if (notReload !== undefined) {
+        logger.debug({ trigger }, notReload);
+        return;
       }
-      source = bytes.toString('utf8');
     } catch (err) {
       this.#notApplied(trigger, problemsOf(err), []);
       return;
@@ -230,7 +214,7 @@ export class ClusterPrimary {
     let decided!: () => void;
     this.#deciding = new Promise<void>((resolve) => (decided = resolve));
     try {
-      this.#refusedSave = (await this.#apply(source, trigger)) ? undefined : save;
+      this.#saves.decided(save, await this.#apply(save.bytes.toString('utf8'), trigger));
     } finally {
       this.#deciding = undefined;
       decided();

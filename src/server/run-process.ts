@@ -6,10 +6,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
-import { createHash } from 'node:crypto';
 import { pino } from 'pino';
 import { loadConfigText } from '../config/load.js';
 import type { LbConfig } from '../config/types.js';
+import { ConfigSaves, readConfigSave, type ConfigSave } from './config-saves.js';
 import { ConfigWatcher } from './config-watcher.js';
 import { problemsOf, locatePluginFailure } from './reload-history.js';
 import { Switchyard, type RootLogger } from './switchyard.js';
@@ -36,29 +36,25 @@ export async function runProcess(options: RunOptions): Promise<void> {
    * `force` (SIGHUP) reloads even when lb.toml is unchanged: plugin modules
    * and TLS certificates it names may have changed on their own.
    */
+  const saves = new ConfigSaves();
   const reload = (trigger: string, force: boolean) => {
     reloading = reloading.then(async () => {
+      let save: ConfigSave | undefined;
       try {
-        if (!force) {
-          const source = await readFile(options.file);
-          // Saving in place truncates the file before writing it: an empty
-          // file is a save in progress (lb.toml is never valid empty), and
-          // the write that completes it raises another event.
-          if (source.length === 0) {
-            logger.debug({ trigger }, 'lb.toml is empty, probably mid-save: waiting for the next change');
-            return;
-          }
-          if (createHash('sha256').update(source).digest('hex') === lb.generation.config.hash) {
-            logger.debug({ trigger }, 'lb.toml saved without changes: nothing to reload');
-            return;
-          }
+        save = await readConfigSave(options.file);
+        const notReload = force ? undefined : saves.whyNotReload(save, lb.generation.config.hash);
+        if (notReload !== undefined) {
+          logger.debug({ trigger }, notReload);
+          return;
         }
-        const generation = await lb.reloadFile(options.file, trigger);
+        const generation = await lb.reloadText(save.bytes.toString('utf8'), options.file, trigger);
+        saves.decided(save, true);
         const workers = workerCount(generation.config.server.workers);
         if (workers > 1) {
           logger.warn({ workers }, `server.workers is now ${workers}: restart lb to serve with ${workers} worker processes; still serving from this one`);
         }
       } catch (err) {
+        if (save !== undefined) saves.decided(save, false);
         const problems = problemsOf(err);
         logger.error(
           { trigger, generation: lb.generation.id, problems },
