@@ -86,6 +86,8 @@ export class ClusterWorker {
   #told = new Map<string, BackendStateUpdate>();
   /** Start and reloads run one at a time, in the order they came. */
   #queue: Promise<void> = Promise.resolve();
+  /** The start from the primary's configuration, once it is queued. */
+  #started: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
   /** The primary's decisions about reloads it asked to prepare, by reload number, until each has been received and acted on. */
   readonly #decisions = new Map<number, Decision>();
@@ -103,7 +105,7 @@ export class ClusterWorker {
     switch (message.type) {
       case 'config':
         this.#told = new Map(message.states.map((s) => [s.url, s]));
-        this.#enqueue(() => this.#start(message));
+        this.#started = this.#enqueue(() => this.#start(message));
         return;
       case 'prepare': {
         this.#told = new Map(message.states.map((s) => [s.url, s]));
@@ -132,10 +134,12 @@ export class ClusterWorker {
     }
   };
 
-  #enqueue(work: () => Promise<void>): void {
+  /** Runs `work` after what is queued; the promise settles when it is done (never rejects: a failure is logged). */
+  #enqueue(work: () => Promise<void>): Promise<void> {
     this.#queue = this.#queue.then(work).catch((err: unknown) => {
       this.logger.error({ err }, `worker ${this.id}: ${(err as Error).message}`);
     });
+    return this.#queue;
   }
 
   /** Before a generation serves, it gets the health the primary decided (its backends may be new here). */
@@ -248,8 +252,9 @@ export class ClusterWorker {
       this.logger.debug({ why }, `worker ${this.id}: shutting down gracefully (${why})`);
       // A reload prepared here is not going to be served any more.
       for (const decision of this.#decisions.values()) decision.resolve(false);
-      // A start under way finishes first, so there is something to close.
-      await this.#queue;
+      // A start under way finishes first, so there is something to close. A
+      // reload being prepared is not waited for: closing undoes it.
+      await this.#started;
       // Closing empties the registry; the Backend objects keep counting until the last request is done.
       const backends = this.#lb?.registry.all() ?? [];
       await this.#lb?.close(graceMs);

@@ -592,8 +592,7 @@ export class Switchyard {
 
   async #close(graceMs: number): Promise<void> {
     this.health.stop();
-    // A reload still being built undoes itself once it sees #closing; one prepared, that nobody will decide now, is undone here, its listener too.
-    await this.#building?.catch(() => {});
+    // A prepared reload that nobody will decide now: undo it, its listener too.
     await this.#prepared?.abort([NOT_APPLIED_SHUTTING_DOWN]);
     // /healthz fails from now on, so whatever balances in front stops sending here.
     const admin = this.#admin;
@@ -612,6 +611,8 @@ export class Switchyard {
         await closed;
       }
     }
+    // A reload still being built (plugins being created) undoes itself once it sees #closing, its listener included; its pools must be gone before the registry closes.
+    await this.#building?.catch(() => {});
     await this.#settleRetired();
     this.#passive.close();
     await this.#generation?.close();
