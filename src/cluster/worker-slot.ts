@@ -87,7 +87,8 @@ export class WorkerSlot {
   #stopGraceMs = 0;
   #ready: { promise: Promise<void>; resolve(): void; reject(err: Error): void } | undefined;
   /** Answers awaited, by phase and reload number (`prepare:3`, `commit:3`). */
-  readonly #answers = new Map<string, Pending<WorkerAnswer>>();
+  /** Questions to the process awaiting an answer, by `prepare:N` / `commit:N`: each resolves once (it clears its own timer). */
+  readonly #answers = new Map<string, (answer: WorkerAnswer) => void>();
   readonly #stats = new Map<number, Pending<boolean>>();
   #nextStatsId = 1;
   #exited: Promise<void> = Promise.resolve();
@@ -146,8 +147,8 @@ export class WorkerSlot {
             ),
       );
       this.#ready = undefined;
-      for (const pending of [...this.#answers.values()]) {
-        pending.resolve({ slot: this, ok: false, answered: false, problems: [`its process exited (${signal ?? `code ${code}`}) before it answered`] });
+      for (const answer of [...this.#answers.values()]) {
+        answer({ slot: this, ok: false, answered: false, problems: [`its process exited (${signal ?? `code ${code}`}) before it answered`] });
       }
       for (const [id, pending] of this.#stats) {
         clearTimeout(pending.timer);
@@ -207,13 +208,10 @@ export class WorkerSlot {
         this.#answers.delete(key);
         resolve({ slot: this, ok: false, answered: false, problems: [`it did not answer within ${timeoutMs}ms`] });
       }, timeoutMs);
-      this.#answers.set(key, {
-        resolve: (answer) => {
-          clearTimeout(timer);
-          this.#answers.delete(key);
-          resolve(answer);
-        },
-        timer,
+      this.#answers.set(key, (answer) => {
+        clearTimeout(timer);
+        this.#answers.delete(key);
+        resolve(answer);
       });
       this.send(message);
     });
@@ -287,11 +285,11 @@ export class WorkerSlot {
         this.startIssues = message.issues;
         return;
       case 'prepared':
-        this.#answers.get(`prepare:${message.reload}`)?.resolve({ slot: this, ok: message.ok, answered: true, problems: message.problems });
+        this.#answers.get(`prepare:${message.reload}`)?.({ slot: this, ok: message.ok, answered: true, problems: message.problems });
         return;
       case 'committed':
         this.generation = message.generation;
-        this.#answers.get(`commit:${message.reload}`)?.resolve({ slot: this, ok: true, answered: true, problems: [] });
+        this.#answers.get(`commit:${message.reload}`)?.({ slot: this, ok: true, answered: true, problems: [] });
         return;
       case 'passive-down':
         this.events.passiveDown(this, message.url, message.pool, message.reason);

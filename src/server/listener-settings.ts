@@ -16,8 +16,7 @@ export function sameListen(a: ListenAddress | undefined, b: ListenAddress | unde
 
 export function listenerNeedsRebind(before: ServerConfig, after: ServerConfig): boolean {
   return (
-    before.listen.host !== after.listen.host ||
-    before.listen.port !== after.listen.port ||
+    !sameListen(before.listen, after.listen) ||
     (before.tls === undefined) !== (after.tls === undefined)
   );
 }
