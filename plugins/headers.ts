@@ -18,7 +18,10 @@
  * X-Forwarded-* request headers belong to the core (it writes them from the
  * connection and `trusted_proxies`); configuring them here is an error, as is
  * touching the headers that frame the message (Content-Length,
- * Transfer-Encoding and the hop-by-hop ones) — in any spelling with `_` for `-`.
+ * Transfer-Encoding and the hop-by-hop ones) and a request's Expect — in any
+ * spelling with `_` for `-`. A request's Host may be set, not added (a
+ * second Host makes the request unsendable). A value must be one line that Node can write:
+ * tab, printable ASCII or Latin-1 (up to U+00FF).
  *
  * CGI, WSGI, PHP and Rack backends read `_` in a header name as `-` (both
  * `X-User` and `X_User` become `HTTP_X_USER`), so a request header this
@@ -90,12 +93,25 @@ export function underscoreSpellings(name: string): string[] {
 
 /** RFC 9110 token: what a header name may be made of. */
 const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
-/** No CR, LF or NUL: a value must not be able to start a new header line. */
-const VALUE_PATTERN = '^[^\\r\\n\\u0000]*$';
+/**
+ * What Node and undici will write as a header value: tab, printable ASCII and
+ * obs-text (U+0080-U+00FF, sent as one byte each). CR and LF would start a
+ * new header line; any other control character, or a character beyond
+ * U+00FF, makes Node or undici throw when the header is written — on every
+ * request, so it is refused when the configuration is loaded instead.
+ */
+const VALUE_PATTERN = '^[\\t\\u0020-\\u007e\\u0080-\\u00ff]*$';
+const WRITABLE_VALUE = new RegExp(VALUE_PATTERN);
 
 /** Headers that frame the message or belong to one connection: the core manages them. */
 const FRAMING = ['connection', 'content-length', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
 const FRAMING_SET = new Set(FRAMING);
+/**
+ * Expect belongs to the client's connection: the core answers 100-continue
+ * itself and never forwards Expect (undici refuses to send it, so a set one
+ * would fail every request as a backend error).
+ */
+const REQUEST_ONLY_MANAGED = ['expect'];
 
 /** A regex source for a literal made of letters and '-', in any case and with '_' for any '-' (JSON Schema patterns take no flags). */
 function anyCase(literal: string): string {
@@ -109,22 +125,31 @@ function anyCase(literal: string): string {
  * already refuses the ones the core manages (create() checks again, with a
  * longer message).
  */
-function namePattern(direction: 'request' | 'response'): string {
+function namePattern(direction: 'request' | 'response', op: 'set' | 'add' | 'remove'): string {
   const managed = FRAMING.map((n) => `${anyCase(n)}$`);
-  if (direction === 'request') managed.push(anyCase('x-forwarded-'));
+  if (direction === 'request') {
+    for (const n of REQUEST_ONLY_MANAGED) managed.push(`${anyCase(n)}$`);
+    managed.push(anyCase('x-forwarded-'));
+    if (op === 'add') managed.push(`${anyCase('host')}$`);
+  }
   return `^(?!(?:${managed.join('|')}))${TOKEN}$`;
 }
 
-function nameSchema(what: string, direction: 'request' | 'response') {
-  const managed = direction === 'request' ? 'X-Forwarded-*, Connection, Content-Length, Transfer-Encoding' : 'Connection, Content-Length, Transfer-Encoding';
+function nameSchema(what: string, direction: 'request' | 'response', op: 'set' | 'add' | 'remove') {
+  let managed = direction === 'request' ? 'X-Forwarded-*, Expect, Connection, Content-Length, Transfer-Encoding' : 'Connection, Content-Length, Transfer-Encoding';
+  if (direction === 'request' && op === 'add') managed = `Host (a request has one: use set), ${managed}`;
   return {
     type: 'string',
-    pattern: namePattern(direction),
+    pattern: namePattern(direction, op),
     description: `${what} (case-insensitive; letters, digits and !#$%&'*+.^_\`|~-); not one the core manages (${managed} and the other hop-by-hop headers).`,
   };
 }
 
-const valueSchema = { type: 'string', pattern: VALUE_PATTERN, description: 'Header value (a single line: no CR, LF or NUL).' };
+const valueSchema = {
+  type: 'string',
+  pattern: VALUE_PATTERN,
+  description: 'Header value: one line of printable characters (tab, ASCII, or Latin-1 up to U+00FF); no CR, LF or other control characters.',
+};
 
 function opsSchema(direction: 'request' | 'response') {
   const target = direction === 'request' ? 'the request sent to the backend' : 'the response sent to the client';
@@ -137,14 +162,14 @@ function opsSchema(direction: 'request' | 'response') {
       set: {
         type: 'object',
         description: `Headers to set on ${target}, name → value; replaces any value already there.`,
-        propertyNames: nameSchema('Header name', direction),
+        propertyNames: nameSchema('Header name', direction, 'set'),
         additionalProperties: valueSchema,
         default: {},
       },
       add: {
         type: 'object',
         description: `Headers to append to ${target}, name → value or list of values; values already there are kept.`,
-        propertyNames: nameSchema('Header name', direction),
+        propertyNames: nameSchema('Header name', direction, 'add'),
         additionalProperties: {
           description: 'One value, or a list of values each appended as its own header line.',
           anyOf: [valueSchema, { type: 'array', items: valueSchema, minItems: 1 }],
@@ -154,7 +179,7 @@ function opsSchema(direction: 'request' | 'response') {
       remove: {
         type: 'array',
         description: `Header names to remove from ${target}.`,
-        items: nameSchema('Header name to remove', direction),
+        items: nameSchema('Header name to remove', direction, 'remove'),
         uniqueItems: true,
         default: [],
       },
@@ -175,13 +200,25 @@ export const schema = {
 function checkName(direction: 'request' | 'response', op: string, name: string): string {
   const lower = name.toLowerCase();
   const folded = lower.replaceAll('_', '-');
-  if (FRAMING_SET.has(folded)) {
+  if (FRAMING_SET.has(folded) || (direction === 'request' && REQUEST_ONLY_MANAGED.includes(folded))) {
     throw new Error(`headers: ${direction}.${op} names "${name}", which the core manages (it frames the message or belongs to one connection); remove it from the headers plugin`);
+  }
+  if (direction === 'request' && op === 'add' && folded === 'host') {
+    throw new Error(`headers: request.add names "${name}"; a request carries exactly one Host (a second one makes it unsendable), so write request.set = { "Host" = "…" } to replace it`);
   }
   if (direction === 'request' && folded.startsWith('x-forwarded-')) {
     throw new Error(`headers: ${direction}.${op} names "${name}"; the core writes X-Forwarded-* from the connection and server.trusted_proxies, so the headers plugin may not change them`);
   }
   return lower;
+}
+
+function checkValue(direction: 'request' | 'response', op: string, name: string, value: string): string {
+  if (!WRITABLE_VALUE.test(value)) {
+    throw new Error(
+      `headers: ${direction}.${op}.${name} = ${JSON.stringify(value)} cannot be sent as a header value; use tab, printable ASCII or Latin-1 (up to U+00FF) only, no CR, LF or other control characters`,
+    );
+  }
+  return value;
 }
 
 /** Validates and precomputes one direction's operations (done once, in create()). */
@@ -194,11 +231,12 @@ export function compileHeaderOps(config: Partial<HeaderOpsConfig> | undefined, d
   // A later spelling of the same name (e.g. "x-a" after "X-A") wins for set;
   // add keeps every value in order.
   const set = new Map<string, string>();
-  for (const [name, value] of Object.entries(config?.set ?? {})) set.set(checkName(direction, 'set', name), value);
+  for (const [name, value] of Object.entries(config?.set ?? {})) set.set(checkName(direction, 'set', name), checkValue(direction, 'set', name, value));
   const add = new Map<string, string | string[]>();
   for (const [name, value] of Object.entries(config?.add ?? {})) {
     const lower = checkName(direction, 'add', name);
     const values = typeof value === 'string' ? [value] : [...value];
+    for (const v of values) checkValue(direction, 'add', name, v);
     const prev = add.get(lower);
     const merged = prev === undefined ? values : [...(typeof prev === 'string' ? [prev] : prev), ...values];
     add.set(lower, merged.length === 1 ? merged[0]! : merged);

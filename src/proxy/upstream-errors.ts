@@ -62,6 +62,14 @@ export function upstreamErrorCode(err: unknown): ErrorCode {
 /** Maps an error from undici (or the socket under it) to an LbError. */
 export function upstreamError(err: unknown, backendUrl: string): LbError {
   if (err instanceof LbError) return err;
+  if ((err as { code?: unknown } | null)?.code === 'UND_ERR_INVALID_ARG') {
+    // undici refused to send the request at all (a header value with CR/LF or
+    // a control character, a second Host): the client's request passed the
+    // parser, so a plugin made it unsendable. Nothing reached the backend,
+    // and it must not be blamed (passive detection, circuit breaker, retry).
+    const message = `a plugin left a request that cannot be sent: ${(err as Error).message}`;
+    return new LbError('LB_ERR_PLUGIN', message, { cause: Object.assign(err as object, { backend: backendUrl }) });
+  }
   return new LbError(upstreamErrorCode(err), undefined, { cause: Object.assign(err as object, { backend: backendUrl }) });
 }
 

@@ -178,8 +178,9 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
         return;
       }
       this.#settle();
-      // Below 500 the request failed on the client's side (body over max_body, stalled, client gone).
-      if (!this.#cancelled && mapped.status >= 500) {
+      // Below 500 the request failed on the client's side (body over max_body,
+      // stalled, client gone); LB_ERR_PLUGIN: a plugin made it unsendable.
+      if (!this.#cancelled && mapped.status >= 500 && mapped.code !== 'LB_ERR_PLUGIN') {
         this.backend.failures++;
         this.onFailure(this, mapped);
       }

@@ -362,17 +362,25 @@ export class TrafficServer {
 
   /** Writes the pipeline's answer: a plugin's or the core's own, or the backend's head and then its body, streamed. */
   #writeResponse(ctx: ProxyContext, route: RouteTarget, response: BackendResponse | LocalResponse): void {
-    if (response instanceof LocalResponse) {
-      writeLocalResponse(ctx.req, ctx.res, response);
+    try {
+      if (response instanceof LocalResponse) {
+        writeLocalResponse(ctx.req, ctx.res, response);
+        return;
+      }
+      // The backend broke off before anything was written: an honest 502 is still possible.
+      const failure = response.exchange.failure;
+      if (failure !== undefined) {
+        this.#pipelineFailed(ctx, route, failure);
+        return;
+      }
+      ctx.res.writeHead(response.status, response.headers);
+    } catch (err) {
+      // A plugin left a header Node refuses to write (CR, LF, a character
+      // beyond U+00FF, an invalid name): that request fails, not the process.
+      const message = `a plugin left a response header that cannot be written: ${(err as Error)?.message ?? String(err)}`;
+      this.#pipelineFailed(ctx, route, new LbError('LB_ERR_PLUGIN', message, { cause: err }));
       return;
     }
-    // The backend broke off before anything was written: an honest 502 is still possible.
-    const failure = response.exchange.failure;
-    if (failure !== undefined) {
-      this.#pipelineFailed(ctx, route, failure);
-      return;
-    }
-    ctx.res.writeHead(response.status, response.headers);
     response.exchange.attach(ctx.res);
   }
 

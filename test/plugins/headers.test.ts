@@ -54,11 +54,19 @@ const badTables = [
   { desc: 'X_Forwarded_For set on the request (a backend may read _ as -)', table: { request: { set: { X_Forwarded_For: '1.2.3.4' } } } },
   { desc: 'x-forwarded_host removed from the request', table: { request: { remove: ['x-forwarded_host'] } } },
   { desc: 'Content_Length set on the request', table: { request: { set: { Content_Length: '3' } } } },
+  { desc: 'value with a control character Node cannot write', table: { request: { set: { 'X-A': 'a\u0001b' } } } },
+  { desc: 'value with DEL', table: { response: { add: { 'X-A': ['ok', 'a\u007fb'] } } } },
+  { desc: 'value with a character beyond U+00FF (Node cannot write it)', table: { response: { set: { 'X-Check': '✓ ok' } } } },
+  { desc: 'Expect set on the request (the core never forwards it)', table: { request: { set: { Expect: '100-continue' } } } },
+  { desc: 'a second Host added to the request', table: { request: { add: { HOST: 'b.example' } } } },
 ];
 const goodTables = [
   { desc: 'reference route table', table: { request: { set: { 'X-Api': '1' } } } },
   { desc: 'reference global table', table: { request: { set: { 'X-Served-By': 'lb' }, remove: ['X-Debug'] }, response: { set: { 'X-Frame-Options': 'DENY' }, remove: ['Server'] } } },
   { desc: 'add with a list', table: { response: { add: { 'Set-Cookie': ['a=1', 'b=2'] } } } },
+  { desc: 'values with tab and Latin-1', table: { response: { set: { 'X-A': 'caf\u00e9\tok' } } } },
+  { desc: 'Expect on the response', table: { response: { set: { Expect: 'x' } } } },
+  { desc: 'Host set on the request', table: { request: { set: { Host: 'internal.example' } } } },
   { desc: 'names that only start like a managed one', table: { request: { set: { 'TE-Custom': '1', 'Connection-Id': '2', 'X-Forwarded': '3' } } } },
   { desc: 'X-Forwarded-Host on the response', table: { response: { set: { 'X-Forwarded-Host': 'a' } } } },
 ];
@@ -82,6 +90,10 @@ const refused: { desc: string; ops: Parameters<typeof compileHeaderOps>[0]; dire
   { desc: 'Connection removed from the response', ops: { remove: ['Connection'] }, direction: 'response', match: /core manages/ },
   { desc: 'X_Forwarded_Proto set on the request', ops: { set: { X_Forwarded_Proto: 'https' } }, direction: 'request', match: /X-Forwarded/ },
   { desc: 'Transfer_Encoding added to the request', ops: { add: { Transfer_Encoding: 'chunked' } }, direction: 'request', match: /core manages/ },
+  { desc: 'Expect set on the request', ops: { set: { Expect: '100-continue' } }, direction: 'request', match: /core manages/ },
+  { desc: 'Host added to the request', ops: { add: { Host: 'b.example' } }, direction: 'request', match: /exactly one Host/ },
+  { desc: 'a value beyond U+00FF', ops: { set: { 'X-Check': '✓' } }, direction: 'response', match: /cannot be sent as a header value/ },
+  { desc: 'a control character in an added value', ops: { add: { 'X-A': ['ok', 'a\u0000b'] } }, direction: 'request', match: /cannot be sent as a header value/ },
 ];
 for (const { desc, ops, direction, match } of refused) {
   test(`create() refuses: ${desc}`, () => {
@@ -355,6 +367,39 @@ request.set = { "X-Authenticated-User" = "" }
     assert.doesNotMatch(seen.rawHeaders.join('\n'), /admin|X_Debug/i, JSON.stringify(seen.rawHeaders));
   } finally {
     await lb?.close();
+    await backend.close();
+  }
+});
+
+test('e2e: a value Node could not write (beyond U+00FF, a control character) is refused at load, with its line — not on every request', async () => {
+  const backend = await startBackend('b1');
+  try {
+    for (const value of ['\\u2713 ok', 'a\\u0001b']) {
+      const toml = `
+[server]
+listen = "127.0.0.1:0"
+[pools.web]
+backends = [{ url = "${backend.url}" }]
+[[pipeline]]
+plugin = "headers"
+response.set = { "X-Check" = "${value}" }
+`;
+      let lb: RunningSwitchyard | undefined;
+      try {
+        lb = await startSwitchyard({ toml });
+      } catch (err) {
+        const issues = (err as { issues?: { line: number; keyPath: string }[] }).issues ?? [];
+        assert.ok(
+          issues.some((i) => i.line === 8 && i.keyPath === 'pipeline[0].response.set.X-Check'),
+          `refused with its line and key path: ${(err as Error).message}`,
+        );
+        continue;
+      }
+      // Before the fix the first request threw in writeHead and took the process down.
+      await lb.close();
+      assert.fail(`response.set = "${value}" was accepted`);
+    }
+  } finally {
     await backend.close();
   }
 });

@@ -59,6 +59,35 @@ export default {
 };
 `;
 
+const UNWRITABLE_HEADER_MJS = `
+export default {
+  kind: 'middleware',
+  create() {
+    return {
+      async handle(ctx, next) {
+        if (ctx.path === '/local') return ctx.respond(200, 'local', { 'x-mark': 'a\\u0001b' });
+        await next();
+        if (ctx.path === '/backend') ctx.response.headers['x-mark'] = '\\u2713';
+      },
+    };
+  },
+};
+`;
+
+const UNSENDABLE_REQUEST_MJS = `
+export default {
+  kind: 'middleware',
+  create() {
+    return {
+      handle(ctx, next) {
+        if (ctx.path === '/bad') ctx.headers['x-mark'] = 'a\\u0001b';
+        return next();
+      },
+    };
+  },
+};
+`;
+
 async function until(condition: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
@@ -93,6 +122,48 @@ test('a middleware that throws (sync or async) gives that request a 500 and a lo
     assert.equal((await request(`${sy.url}/fine`)).body, 'b1', 'the proxy keeps serving');
   }
   assert.equal(pluginFailures(sy.logs).length, 2, 'one line per failed request');
+});
+
+test('a middleware that leaves a response header Node cannot write gets that request a 500, logged; the process keeps serving', async (t) => {
+  const backend = await startBackend('b1');
+  const sy = await startSwitchyard({
+    captureLogs: true,
+    files: { 'unwritable.mjs': UNWRITABLE_HEADER_MJS },
+    toml: `[server]\nlisten = "127.0.0.1:0"\n[pools.web]\nbackends = [{ url = "${backend.url}" }]\n\n[[pipeline]]\nplugin = "./unwritable.mjs"\n`,
+  });
+  t.after(async () => {
+    await sy.close();
+    await backend.close();
+  });
+  for (const path of ['/backend', '/local']) {
+    const res = await request(`${sy.url}${path}`);
+    assert.equal(res.status, 500, path);
+    assert.match(pluginFailures(sy.logs).at(-1)?.msg ?? '', /response header .*cannot be written/);
+    assert.equal((await request(`${sy.url}/fine`)).body, 'b1', 'the proxy keeps serving');
+  }
+});
+
+test('a middleware that leaves a request header undici cannot send gets a 500, logged; the backend is not blamed for it', async (t) => {
+  const backend = await startBackend('b1');
+  const sy = await startSwitchyard({
+    captureLogs: true,
+    files: { 'unsendable.mjs': UNSENDABLE_REQUEST_MJS },
+    toml: `[server]\nlisten = "127.0.0.1:0"\n[pools.web]\nbackends = [{ url = "${backend.url}" }]\n\n[[pipeline]]\nplugin = "./unsendable.mjs"\n`,
+  });
+  t.after(async () => {
+    await sy.close();
+    await backend.close();
+  });
+  // More than passive detection's threshold: the backend never saw these requests.
+  for (let i = 0; i < 5; i++) {
+    const res = await request(`${sy.url}/bad`);
+    assert.equal(res.status, 500, res.body);
+  }
+  assert.match(pluginFailures(sy.logs).at(-1)?.msg ?? '', /request .*cannot be sent/);
+  const state = sy.lb.registry.get(backend.url)!;
+  assert.notEqual(state.state, 'down', `backend taken out of rotation: ${state.reason}`);
+  assert.equal(state.failures, 0);
+  assert.equal((await request(`${sy.url}/fine`)).body, 'b1', 'the backend keeps serving');
 });
 
 test('a strategy that throws gives that request a 500, logged with the strategy and pool', async (t) => {
