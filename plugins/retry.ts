@@ -21,6 +21,9 @@
  *   can be sent again: no body, or a body that fit in `max_replay_body` and
  *   was buffered before the first try. A larger body streams through once.
  * - Local answers (from the core or another plugin) are never retried.
+ * - Once the client has closed its connection, no further try is sent (the
+ *   core refuses to start one, LB_ERR_CLIENT_GONE), so an abandoned DELETE
+ *   is not repeated on another backend.
  *
  * Between tries it waits `backoff × 2^(n-1)` for the n-th retry, capped at
  * ten times `backoff` (as Envoy does), times a random factor in [0.5, 1.5)

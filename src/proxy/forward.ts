@@ -11,6 +11,7 @@ import { UpstreamExchange, type FailureListener } from './upstream-exchange.js';
 
 /** The backend has max_connections busy and max_queue waiting (the message names no backend: clients read it). */
 const QUEUE_FULL = new LbError('LB_ERR_UPSTREAM_BUSY', undefined, { headers: { 'retry-after': '1' } });
+const CLIENT_GONE = new LbError('LB_ERR_CLIENT_GONE');
 
 export type Forwarder = (ctx: ProxyContext) => Promise<void>;
 
@@ -34,6 +35,10 @@ function startAttempt(ctx: ProxyContext, onFailure: FailureListener): Promise<vo
   if (ctx.backend !== undefined) ctx.markTried(ctx.backend.url);
   ctx.discardUpstream();
   ctx.response = undefined;
+  // The client closed its connection (during a retry's backoff, say): no
+  // backend may act on a request nobody waits for — a DELETE sent again
+  // after the client gave up would still delete.
+  if (ctx.req.socket.destroyed) throw CLIENT_GONE;
   const pool = ctx.pool;
   const member = pool.select(ctx, ctx);
   if (member === undefined) {

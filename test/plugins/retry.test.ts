@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
+import http from 'node:http';
 import { Ajv } from 'ajv';
 import { LbError, type MiddlewareDefinition, type PluginApi, type RequestContext, type ResponseHead } from '../../src/index.js';
 import retryPlugin, {
@@ -445,5 +446,53 @@ test('e2e: with a budget, a backend failing every request gets ratio × requests
   } finally {
     await lb?.close();
     await failing.close();
+  }
+});
+
+test('e2e: a client that goes away during the backoff is not retried for — the DELETE it abandoned never reaches another backend', async () => {
+  let failedOnce!: () => void;
+  const failed = new Promise<void>((resolve) => (failedOnce = resolve));
+  const failing = await startBackend('failing', (_req, res) => {
+    res.statusCode = 503;
+    res.end('busy', failedOnce);
+  });
+  const healthy = await startBackend('ok');
+  // An outer layer that says when the retry plugin is done with the request, whatever the client did.
+  const finished = new Promise<void>((resolve) => ((globalThis as { __retryGoneDone?: () => void }).__retryGoneDone = resolve));
+  const observer = `export default { kind: 'middleware', create() { return { async handle(ctx, next) { try { await next(); } finally { globalThis.__retryGoneDone(); } } }; } };`;
+  let lb: RunningSwitchyard | undefined;
+  let client: http.ClientRequest | undefined;
+  try {
+    lb = await startSwitchyard({
+      files: { 'observer.mjs': observer },
+      toml: `
+[server]
+listen = "127.0.0.1:0"
+[pools.web]
+strategy = "round-robin"
+passive_failures = 0
+backends = [{ url = "${failing.url}" }, { url = "${healthy.url}" }]
+[[pipeline]]
+plugin = "./observer.mjs"
+[[pipeline]]
+plugin = "retry"
+backoff = "300ms"
+`,
+    });
+    client = http.request(`${lb.url}/item/1`, { method: 'DELETE' });
+    client.on('error', () => {});
+    client.end();
+    await failed;
+    // The retry now waits 150-450 ms; the client gives up meanwhile.
+    client.destroy();
+    await Promise.race([finished, new Promise((_, reject) => setTimeout(() => reject(new Error('the pipeline never finished')), 5000).unref())]);
+    assert.equal(failing.hits, 1);
+    assert.equal(healthy.hits, 0, 'the abandoned DELETE was sent again');
+  } finally {
+    client?.destroy();
+    delete (globalThis as { __retryGoneDone?: () => void }).__retryGoneDone;
+    await lb?.close();
+    await failing.close();
+    await healthy.close();
   }
 });
