@@ -8,6 +8,14 @@ import { definePlugin, type Candidate, type StrategyDefinition } from '../src/in
 /** A backend's running "current weight". */
 export interface SmoothWeight {
   current: number;
+  /**
+   * The weight `current` was built up with. Current weights range over about
+   * the total weight; after a reload that shrinks weights (1000:1000 → 1:1)
+   * the old values would take hundreds of picks to wear off, all going to
+   * the backend that happened to lead. So a changed weight starts a new
+   * cycle for everyone, as a reload does in nginx.
+   */
+  weight: number;
 }
 
 /**
@@ -18,9 +26,11 @@ export interface SmoothWeight {
  * (the first in config order on a tie) and gives back the total weight.
  * A backend that is out of rotation keeps its current weight frozen and
  * resumes with it when it returns, as nginx does; one that was never seen
- * starts at 0. A step leaves the sum of all current weights, frozen ones
- * included, at 0, so the values stay bounded however often backends come
- * and go, and each candidate set still gets exact proportions per cycle.
+ * starts at 0. A candidate whose weight changed (a reload) restarts the
+ * cycle: every current weight goes back to 0. A step leaves the sum of all
+ * current weights, frozen ones included, at 0, so the values stay bounded
+ * however often backends come and go, and each candidate set still gets
+ * exact proportions per cycle.
  */
 export function pickSmoothWeighted(
   candidates: readonly Candidate[],
@@ -35,8 +45,11 @@ export function pickSmoothWeighted(
     const c = candidates[i]!;
     let slot = state.get(c.url);
     if (slot === undefined) {
-      slot = { current: 0 };
+      slot = { current: 0, weight: c.weight };
       state.set(c.url, slot);
+    } else if (slot.weight !== c.weight) {
+      restartCycle(candidates, state);
+      return pickSmoothWeighted(candidates, state);
     }
     slot.current += c.weight;
     total += c.weight;
@@ -47,6 +60,17 @@ export function pickSmoothWeighted(
   }
   bestSlot!.current -= total;
   return best;
+}
+
+/** Every current weight back to 0 and the candidates' weights recorded: the next pick starts a fresh cycle. */
+function restartCycle(candidates: readonly Candidate[], state: Map<string, SmoothWeight>): void {
+  for (const slot of state.values()) slot.current = 0;
+  for (let i = 0; i < candidates.length; i++) {
+    const c = candidates[i]!;
+    const slot = state.get(c.url);
+    if (slot === undefined) state.set(c.url, { current: 0, weight: c.weight });
+    else slot.weight = c.weight;
+  }
 }
 
 export default definePlugin({

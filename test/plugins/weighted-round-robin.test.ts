@@ -101,3 +101,22 @@ test('a reloaded instance carries on the cycle it inherits', async () => {
   const second = await weightedRoundRobin.create({}, { ...api, inherited: first.handOver!() } as PluginApi);
   assert.equal(second.pick(pool, ctx), pool[1]);
 });
+
+test('a reload that changes weights starts a fresh cycle: 1000:1000 → 1:1 alternates at once instead of a burst to one backend', async () => {
+  const first = await weightedRoundRobin.create({}, api);
+  const before = [backend('a', 1000), backend('b', 1000)];
+  // Stop at every point of the old cycle: wherever it stopped, the new weights must interleave at once.
+  for (let stop = 1; stop <= 2000; stop += 37) {
+    const state = new Map<string, SmoothWeight>();
+    run(before, state, stop);
+    const names = run([backend('a', 1), backend('b', 1)], state, 20);
+    for (let i = 1; i < names.length; i++) assert.notEqual(names[i], names[i - 1], `after ${stop} picks at 1000:1000: ${names.join('')}`);
+  }
+  // Through the plugin, across a reload (handOver): 3:1 → 1:3 gives 1:3 shares over the very first cycle.
+  for (let i = 0; i < 3; i++) first.pick(before, ctx);
+  const second = await weightedRoundRobin.create({}, { ...api, inherited: first.handOver!() } as PluginApi);
+  const reweighted = [backend('a', 1), backend('b', 3)];
+  const names: string[] = [];
+  for (let i = 0; i < 4; i++) names.push(new URL(second.pick(reweighted, ctx)!.url).hostname.split('.')[0]!);
+  assert.deepEqual(count(names), { a: 1, b: 3 });
+});
