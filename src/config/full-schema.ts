@@ -1,11 +1,13 @@
 /**
  * The schema `lb schema` prints: the core schema with every built-in
  * plugin's own schema folded in (selected by its `plugin`/`checker` name), so
- * an editor can complete and check a whole lb.toml.
+ * an editor can complete and check a whole lb.toml — standard JSON Schema
+ * only, without the loader's own keywords, so strict validators accept it.
  */
 import { builtinDefinitions } from '../plugin/registry.js';
 import type { JsonSchema, PluginDefinition, PluginKind } from '../plugin/types.js';
 import { coreSchema, pluginTableSchema } from './schema.js';
+import { CONFIG_KEYWORDS } from './keywords.js';
 
 type Schema = Record<string, any>;
 
@@ -13,7 +15,8 @@ function branches(defs: Map<string, PluginDefinition>, kind: PluginKind, nameKey
   const out: Schema[] = [];
   for (const [name, def] of defs) {
     if (def.kind !== kind) continue;
-    const own = (def.schema ?? {}) as Schema;
+    // A copy: the printed schema drops keywords the plugin's own validation needs.
+    const own = structuredClone(def.schema ?? {}) as Schema;
     out.push({
       if: { properties: { [nameKey]: { const: name } }, required: [nameKey] },
       then: {
@@ -46,5 +49,18 @@ export async function fullSchema(): Promise<JsonSchema> {
     ],
   };
   pool.properties.health.allOf = branches(defs, 'health', 'checker');
+  removeConfigKeywords(schema);
   return schema;
+}
+
+/** Drops the loader's own keywords from `node` and everything below it (see keywords.ts). */
+function removeConfigKeywords(node: unknown): void {
+  if (node === null || typeof node !== 'object') return;
+  if (Array.isArray(node)) {
+    for (const item of node) removeConfigKeywords(item);
+    return;
+  }
+  const schema = node as Schema;
+  for (const keyword of CONFIG_KEYWORDS) delete schema[keyword];
+  for (const value of Object.values(schema)) removeConfigKeywords(value);
 }

@@ -1,8 +1,9 @@
 /**
  * Schema keywords beyond standard JSON Schema, for what a pattern cannot say:
  * a duration's bounds, a port's range, an address's numbers. The config
- * loader's ajv checks them; other JSON Schema tools (an editor reading
- * `lb schema`) ignore them and still get the patterns.
+ * loader's ajv checks them. `lb schema` leaves them out (CONFIG_KEYWORDS):
+ * strict validators — ajv's default — refuse a schema with unknown keywords,
+ * and the patterns beside them say enough for an editor.
  */
 import type { Ajv, FuncKeywordDefinition, SchemaValidateFunction } from 'ajv';
 import { durationBoundsProblem, type DurationBounds } from '../units.js';
@@ -21,6 +22,9 @@ function stringKeyword(
   };
   return { keyword, type: 'string', schemaType, errors: true, validate };
 }
+
+/** The keywords addConfigKeywords() teaches ajv: names no other JSON Schema tool knows. */
+export const CONFIG_KEYWORDS = ['durationBounds', 'listenAddress', 'backendUrl'] as const;
 
 /** `durationBounds: { min?, max? }` (see durationSchema), `listenAddress: true`, `backendUrl: true`. */
 export function addConfigKeywords(ajv: Ajv): Ajv {

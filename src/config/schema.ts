@@ -247,7 +247,11 @@ export const coreSchema: JsonSchema = {
       minProperties: 1,
       description: 'Backend pools by name.',
       additionalProperties: poolSchema,
-      propertyNames: { pattern: '^[A-Za-z0-9_.-]+$' },
+      // Not "__proto__": the name is a key of plain objects in the core (JSON.parse and TOML keep it, `obj[name]` cannot).
+      propertyNames: {
+        pattern: '^(?!__proto__$)[A-Za-z0-9_.-]+$',
+        description: 'A pool name: letters, digits, "_", "." and "-" (not "__proto__").',
+      },
     },
     routes: {
       type: 'array',

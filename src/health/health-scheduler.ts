@@ -33,6 +33,13 @@ export interface HealthPlanPool {
 export interface HealthPlan {
   readonly pools: ReadonlyMap<string, HealthPlanPool>;
   readonly healthCheckers: ReadonlyMap<string, HealthInstance>;
+  /**
+   * A probe holds the plan it started under from enter() to leave(), as a
+   * request does: a replaced plan does not close its checkers under a probe
+   * that a reload let finish.
+   */
+  enter(): void;
+  leave(): void;
 }
 
 /** Probe results of one backend since its loop started. */
@@ -43,6 +50,7 @@ export interface ProbeTally {
 
 /** How a backend is probed: by the first pool (in config order) that lists it and has a health table. */
 interface Assignment {
+  readonly plan: HealthPlan;
   readonly backend: Backend;
   readonly pool: string;
   readonly checker: HealthInstance;
@@ -54,6 +62,16 @@ const JITTER = 0.05;
 /** The first probe of a new backend comes within this share of its interval (at most FIRST_PROBE_MAX_MS). */
 const FIRST_PROBE_SPREAD = 0.2;
 const FIRST_PROBE_MAX_MS = 1000;
+
+/** Whether a probe started under `a` is also the probe `b` would send: same backend, checker plugin and options, timeout. */
+function probesAlike(a: Assignment, b: Assignment): boolean {
+  return (
+    a.backend === b.backend &&
+    a.health.timeout === b.health.timeout &&
+    a.health.checker.definition === b.health.checker.definition &&
+    a.health.checker.identity === b.health.checker.identity
+  );
+}
 
 class ProbeLoop {
   successes = 0;
@@ -114,8 +132,11 @@ export class HealthScheduler {
    * Follows `plan` (the generation now serving): starts loops for newly
    * checked backends, stops those no pool checks any more, and moves the
    * rest to the new checker instances. Surviving backends keep their state
-   * and their consecutive counts; a probe in flight with the old checker is
-   * abandoned and a new one starts shortly.
+   * and their consecutive counts. A probe in flight finishes and counts when
+   * the reload left its check as it was (same checker, options and
+   * timeout): abandoning it would lose its verdict, and reloads more frequent
+   * than `timeout` would then never let a hung backend be taken out. When the
+   * check changed, it is abandoned and a new one starts shortly.
    */
   sync(plan: HealthPlan): void {
     if (this.#stopped) return;
@@ -127,7 +148,7 @@ export class HealthScheduler {
       for (const { backend } of pool.backends) {
         served.add(backend.url);
         if (health === undefined || checker === undefined || wanted.has(backend.url)) continue;
-        wanted.set(backend.url, { backend, pool: pool.name, checker, health });
+        wanted.set(backend.url, { plan, backend, pool: pool.name, checker, health });
       }
     }
 
@@ -135,9 +156,12 @@ export class HealthScheduler {
       if (wanted.has(url)) continue;
       loop.halt();
       this.#loops.delete(url);
-      // Nothing will bring it back any more: a backend still in use leaves the
-      // verdict of checks that no longer exist, and serves like any unchecked one.
-      if (served.has(url) && loop.backend.state === 'down') {
+      // /status and /metrics show the latency of checks that run, not of the last one ever made.
+      loop.backend.lastProbeMs = undefined;
+      // A backend still in use leaves the verdict of checks that no longer
+      // exist: down, nothing would bring it back; up, nothing vouches for it.
+      // It serves like any unchecked one.
+      if (served.has(url) && loop.backend.state !== 'unknown') {
         this.registry.setState(loop.backend, 'unknown', 'active health checks were removed from its pool');
       }
     }
@@ -156,7 +180,7 @@ export class HealthScheduler {
         loop.successes = 0;
         loop.failures = 0;
       }
-      if (loop.controller !== undefined) {
+      if (loop.controller !== undefined && !probesAlike(previous, assignment)) {
         loop.halt();
         this.#schedule(loop, this.#jitter(assignment.health.interval));
       } else if (assignment.health.interval < previous.health.interval) {
@@ -205,21 +229,29 @@ export class HealthScheduler {
   readonly #probe = async (loop: ProbeLoop): Promise<void> => {
     loop.timer = undefined;
     if (this.#stopped || this.#loops.get(loop.backend.url) !== loop) return;
-    const { checker, health, backend } = loop.assignment;
+    const { plan, checker, health, backend } = loop.assignment;
     const controller = new AbortController();
     loop.controller = controller;
     loop.startedAt = performance.now();
-    const outcome = await runProbe(checker, backend.target, controller, health.timeout);
+    plan.enter();
+    let outcome: ProbeOutcome | undefined;
+    try {
+      outcome = await runProbe(checker, backend.target, controller, health.timeout);
+    } finally {
+      plan.leave();
+    }
     // Abandoned (reload, shutdown) or superseded: this probe no longer counts.
     if (outcome === undefined || loop.controller !== controller) return;
     loop.controller = undefined;
+    // A reload may have moved the loop to new settings meanwhile: it counts and schedules by those.
+    const current = loop.assignment.health;
     try {
       this.#record(loop, outcome);
     } catch (err) {
       // A throwing 'change' listener must not end this backend's checks.
       this.logger.error({ err, backend: backend.url }, `recording the health of ${backend.url} failed: ${(err as Error).message}`);
     }
-    this.#schedule(loop, loop.dueAt + health.interval + this.#jitter(health.interval) - performance.now());
+    this.#schedule(loop, loop.dueAt + current.interval + this.#jitter(current.interval) - performance.now());
   };
 
   #record(loop: ProbeLoop, outcome: ProbeOutcome): void {

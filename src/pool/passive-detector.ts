@@ -5,6 +5,10 @@
  * table checks comes back after `passive_cooldown`, on probation: its next
  * failure takes it out again.
  *
+ * Back in rotation through active checks, a backend counts its failures on
+ * traffic afresh: the checks that passed in between vouched for it, so one
+ * more failure is not "`passive_failures` in a row".
+ *
  * In a cluster each worker counts its own traffic's failures and takes the
  * backend out locally at once; it reports that to the primary (`report`),
  * which makes it cluster-wide (`takeDown`) and runs the cooldown, so there is
@@ -13,7 +17,7 @@
 import type { LbError } from '../errors.js';
 import { isBackendFault } from '../proxy/upstream-errors.js';
 import type { UpstreamExchange } from '../proxy/upstream-exchange.js';
-import type { Backend } from './backend.js';
+import type { Backend, StateChange } from './backend.js';
 import type { BackendRegistry } from './backend-registry.js';
 import type { PoolConfig } from '../config/types.js';
 
@@ -32,7 +36,19 @@ export class PassiveDetector {
     private readonly activelyChecked: (backend: Backend) => boolean = () => false,
     /** When set, the cooldown is not run here: the verdict goes to `report` (a cluster worker's primary). */
     private readonly report?: PassiveDownReport,
-  ) {}
+  ) {
+    registry.on('change', this.#onChange);
+  }
+
+  /**
+   * Active checks (here, or a cluster primary's, told to this worker) brought
+   * a backend back: its count starts over. A return after the cooldown keeps
+   * the probation count the cooldown left (or, in a worker, the count that
+   * took it out): no check vouched for it.
+   */
+  readonly #onChange = ({ backend, from, to }: StateChange): void => {
+    if (from === 'down' && to !== 'down' && this.activelyChecked(backend)) backend.passiveFailures = 0;
+  };
 
   readonly onFailure = (exchange: UpstreamExchange, err: LbError): void => {
     if (!isBackendFault(err)) return;
@@ -74,6 +90,7 @@ export class PassiveDetector {
   }
 
   close(): void {
+    this.registry.off('change', this.#onChange);
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
   }

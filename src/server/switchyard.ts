@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { loadConfigText } from '../config/load.js';
 import type { LbConfig, PluginRef } from '../config/types.js';
 import type { Logger, PluginDefinition, PluginKind } from '../plugin/types.js';
-import type { BackendState } from '../pool/backend.js';
+import type { Backend, BackendState } from '../pool/backend.js';
 import { BackendRegistry } from '../pool/backend-registry.js';
 import { PassiveDetector, type PassiveDownReport } from '../pool/passive-detector.js';
 import { createForwarder } from '../proxy/forward.js';
@@ -20,6 +20,7 @@ import { TrafficServer } from './traffic-server.js';
 import { ReloadHistory, locatePluginFailure } from './reload-history.js';
 import { applyListenerSettings, listenerNeedsRebind, sameListen } from './listener-settings.js';
 import { HealthScheduler } from '../health/health-scheduler.js';
+import { ListenError } from './listen-error.js';
 import type { AdminServer } from '../admin/admin-server.js';
 import type { AdminSource } from '../admin/admin-source.js';
 
@@ -201,7 +202,7 @@ export class Switchyard {
     this.#onGeneration = options.onGeneration;
     this.#adminSource = options.adminSource ?? ((lb) => lb);
     this.health = new HealthScheduler(this.registry, this.logger);
-    this.#passive = new PassiveDetector(this.registry, (backend) => this.health.checkedBy(backend.url) !== undefined, options.onPassiveDown);
+    this.#passive = new PassiveDetector(this.registry, this.#activelyChecked, options.onPassiveDown);
     this.#deps = { registry: this.registry, logger: this.logger, forward: createForwarder(this.#passive.onFailure) };
     // The one log line per state change, whoever made it (active checks, passive detection).
     this.registry.on('change', ({ backend, from, to, reason }) => {
@@ -210,6 +211,20 @@ export class Switchyard {
       this.logger[level]({ pool, backend: backend.url, from, to, reason }, `pool ${pool} backend ${backend.url}: ${from} → ${to} (${reason})`);
     });
   }
+
+  /**
+   * Whether a pool of the serving generation checks `backend` actively. Read
+   * from the configuration, not from this process's health scheduler: a
+   * cluster worker runs no checks, yet its backends are brought back by the
+   * primary's.
+   */
+  readonly #activelyChecked = (backend: Backend): boolean => {
+    for (const pool of this.#generation?.pools.values() ?? []) {
+      if (pool.config.health === undefined) continue;
+      for (let i = 0; i < pool.backends.length; i++) if (pool.backends[i]!.backend === backend) return true;
+    }
+    return false;
+  };
 
   static async start(config: LbConfig, options: StartOptions = {}): Promise<Switchyard> {
     const lb = new Switchyard(options);
@@ -244,7 +259,12 @@ export class Switchyard {
     }
     if (this.role === 'standalone') this.health.sync(this.#generation);
     this.#traffic = new TrafficServer(this.#generation, this.logger);
-    this.#address = await this.#traffic.listen();
+    const { host, port } = config.server.listen;
+    try {
+      this.#address = await this.#traffic.listen();
+    } catch (err) {
+      throw new ListenError('server.listen', host, port, err);
+    }
     // A worker's primary says once for the cluster where it listens.
     this.logger[this.role === 'traffic' ? 'debug' : 'info'](
       { listen: `${this.#address.address}:${this.#address.port}`, generation: this.#generation.id, config: config.file },
@@ -326,7 +346,7 @@ export class Switchyard {
       const address = await this.#admin.bind(wanted);
       this.logger.info({ admin: `${address.address}:${address.port}` }, `admin API on http://${address.address}:${address.port}/`);
     } catch (err) {
-      if (starting) throw err;
+      if (starting) throw wanted === undefined ? err : new ListenError('admin.listen', wanted.host, wanted.port, err);
       const at = this.#admin?.address;
       this.logger.error(
         { err, admin: `${wanted?.host}:${wanted?.port}` },

@@ -164,6 +164,37 @@ test('passive detection marks a backend down at once; active checks bring it bac
   assert.equal(up.reason, 'status 200');
 });
 
+test('after active checks bring a passively failed backend back, it takes passive_failures fresh failures to go down again', async (t) => {
+  const backends = await startCheckedBackends(1);
+  t.after(() => closeAll(backends));
+  const [b1] = backends as [CheckedBackend];
+  // Live traffic is reset. /healthz fails except while the checks are to bring it back, and
+  // unhealthy_after is out of reach: only passive detection takes it out, only the checks bring it back.
+  b1.healthStatus = 503;
+  b1.handler = (req, res) => {
+    if (req.url === '/healthz') return void res.writeHead(b1.healthStatus).end();
+    req.socket.destroy();
+  };
+  const lb = await startSwitchyard({
+    toml: config(backends, '[pools.web.health]\ninterval = "50ms"\nunhealthy_after = 1000\nhealthy_after = 1', 'passive_failures = 3'),
+  });
+  t.after(() => lb.close());
+  const backend = lb.lb.registry.get(b1.url)!;
+
+  assert.deepEqual(await spread(lb.url, 3), { 'status 502': 3 });
+  assert.equal(backend.state, 'down');
+  b1.healthStatus = 200;
+  await waitFor('active checks to bring it back', () => backend.state === 'up', 3000);
+  b1.healthStatus = 503;
+
+  // One failure is not three in a row: the passing check in between vouched for it.
+  assert.deepEqual(await spread(lb.url, 1), { 'status 502': 1 });
+  assert.equal(backend.state, 'up', `one failure took it out again: ${backend.reason}`);
+  assert.deepEqual(await spread(lb.url, 2), { 'status 502': 2 });
+  assert.equal(backend.state, 'down');
+  assert.match(backend.reason, /on live traffic \(3 in a row\)$/);
+});
+
 test('one dropped probe does not take a backend out with unhealthy_after = 2', async (t) => {
   const backends = await startCheckedBackends(2);
   t.after(() => closeAll(backends));
@@ -393,6 +424,12 @@ test('reload: state and counters survive, removed checks stop probing, shutdown 
   await lb.reload(config(backends, ''));
   const afterRemoval = await backendStatus(lb, b2.url);
   assert.equal(afterRemoval.state, 'unknown');
+  assert.equal(afterRemoval.health_checks, null);
+  assert.equal(afterRemoval.last_probe_ms, null, 'no checks, no last check latency');
+  // Not "up" either: no check vouches for it any more.
+  const b1AfterRemoval = await backendStatus(lb, b1.url);
+  assert.equal(b1AfterRemoval.state, 'unknown');
+  assert.equal(b1AfterRemoval.reason, 'active health checks were removed from its pool');
   assert.equal(lb.lb.health.checkedUrls.length, 0);
   const frozen = b1.probes + b2.probes;
   await new Promise((resolve) => setTimeout(resolve, 200));
@@ -407,4 +444,27 @@ test('reload: state and counters survive, removed checks stop probing, shutdown 
   const atClose = b1.probes + b2.probes;
   await new Promise((resolve) => setTimeout(resolve, 200));
   assert.equal(b1.probes + b2.probes, atClose, 'no probe after shutdown');
+});
+
+test('reloads more frequent than timeout neither lose a hung probe nor send extra ones: the backend still goes down', async (t) => {
+  const backends = await startCheckedBackends(2);
+  t.after(() => closeAll(backends));
+  const [, hung] = backends as [CheckedBackend, CheckedBackend];
+  hung.healthHangs = true;
+  const health = '[pools.web.health]\ninterval = "400ms"\ntimeout = "300ms"\nunhealthy_after = 2';
+  const lb = await startSwitchyard({ toml: config(backends, health) });
+  t.after(() => lb.close());
+  const backend = lb.lb.registry.get(hung.url)!;
+
+  // Saves every ~100ms that leave the checks as they were (service discovery rewriting lb.toml, say).
+  const started = performance.now();
+  for (let i = 1; backend.state !== 'down'; i++) {
+    assert.ok(performance.now() - started < 4000, `still ${backend.state} (${backend.reason}) after ${i} reloads and ${hung.probes} probes`);
+    await lb.reload(config(backends, health, `# save ${i}`));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.equal(backend.reason, 'timeout after 300ms');
+  const elapsed = performance.now() - started;
+  // One probe per interval (the first comes early), not one per reload.
+  assert.ok(hung.probes <= Math.ceil(elapsed / 400) + 1, `${hung.probes} probes in ${Math.round(elapsed)}ms`);
 });
