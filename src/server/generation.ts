@@ -208,14 +208,19 @@ export class Generation {
   /**
    * The state a running instance hands to `ref`'s new instance: one with the
    * same identity and the same module (after a plugin file is edited, its
-   * new code does not receive the old code's objects). Each running instance
-   * hands over at most once per build, and only when it has a successor.
+   * new code does not receive the old code's objects), preferably the one at
+   * the same key path — pools are named, so a pool's strategy keeps its own
+   * state when pools with alike strategies are reordered or one is inserted
+   * before it. Each running instance hands over at most once per build, and
+   * only when it has a successor.
    */
   private handOver(predecessors: Map<string, CreatedPlugin[]>, ref: PluginRef): unknown {
     const list = predecessors.get(ref.identity);
-    const i = list?.findIndex((p) => p.ref.definition === ref.definition) ?? -1;
+    if (list === undefined) return undefined;
+    let i = list.findIndex((p) => p.ref.definition === ref.definition && p.ref.keyPath === ref.keyPath);
+    if (i === -1) i = list.findIndex((p) => p.ref.definition === ref.definition);
     if (i === -1) return undefined;
-    const { instance } = list!.splice(i, 1)[0]!;
+    const { instance } = list.splice(i, 1)[0]!;
     try {
       return instance.handOver!();
     } catch (err) {

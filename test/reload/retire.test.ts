@@ -151,3 +151,44 @@ test('a failing build closes what it created, leaves the running generation serv
   assert.match(sy.lb.reloads.lastRefused!.problems[0]!, /boom\.mjs/);
   assert.equal(sy.lb.reloads.appliedCount, 0);
 });
+
+/** A third-party strategy whose state is the set of backends it has picked: which pool's it is shows. */
+const REMEMBERING_STRATEGY_MJS = `
+const log = globalThis.__lbRecorder.events;
+export default {
+  kind: 'strategy',
+  create(_config, api) {
+    const inherited = api.inherited instanceof Set;
+    const seen = inherited ? api.inherited : new Set();
+    return {
+      pick(candidates) {
+        const url = candidates[0].url;
+        if (inherited) log.push(seen.has(url) ? 'own state' : 'another pool\\'s state');
+        seen.add(url);
+        return candidates[0];
+      },
+      handOver() { return seen; },
+    };
+  },
+};
+`;
+
+test('pools with alike strategies each keep their own state when a reload reorders them', async (t) => {
+  recorder.events.length = 0;
+  const [b1, b2] = [await startBackend('b1'), await startBackend('b2')];
+  const pool = (name: string, backend: TestBackend) =>
+    `[pools.${name}]\nstrategy = "./remembering.mjs"\nbackends = [{ url = "${backend.url}" }]\n`;
+  const routes = `[[routes]]\nmatch = { path_prefix = "/a" }\npool = "a"\n\n[[routes]]\nmatch = { path_prefix = "/b" }\npool = "b"\n`;
+  const config = (pools: string) => `[server]\nlisten = "127.0.0.1:0"\n\n${pools}\n${routes}`;
+  const sy = await startSwitchyard({ toml: config(pool('a', b1) + pool('b', b2)), files: { 'remembering.mjs': REMEMBERING_STRATEGY_MJS } });
+  t.after(async () => {
+    await sy.close();
+    await Promise.all([b1.close(), b2.close()]);
+  });
+  assert.equal((await request(`${sy.url}/a`)).body, 'b1');
+  assert.equal((await request(`${sy.url}/b`)).body, 'b2');
+  await sy.reload(config(pool('b', b2) + pool('a', b1)));
+  assert.equal((await request(`${sy.url}/a`)).body, 'b1');
+  assert.equal((await request(`${sy.url}/b`)).body, 'b2');
+  assert.deepEqual(recorder.events, ['own state', 'own state']);
+});
