@@ -15,9 +15,15 @@
  *
  * Every probe opens its own connection (no keep-alive): a check must notice a
  * backend that stopped accepting connections, which a reused socket would hide.
+ *
+ * To an https backend the TLS connection is made in the backend URL's name,
+ * as for the traffic it is checked for — `host` sets the Host header only.
+ * (Node would otherwise take the SNI name, and the name the certificate is
+ * checked against, from the Host header.)
  */
 import http from 'node:http';
 import https from 'node:https';
+import { isIP } from 'node:net';
 import { definePlugin, type HealthDefinition, type HealthResult, type HealthTarget } from '../src/index.js';
 
 /** An inclusive range of status codes. */
@@ -120,6 +126,8 @@ export function probe(
       method: config.method,
       path: config.path,
       headers: { 'user-agent': 'switchyard-health-check', accept: '*/*', ...(config.host ? { host: config.host } : {}) },
+      // '' sends no SNI (an IP address may not be one); the certificate is then checked against the IP.
+      servername: isIP(target.hostname) === 0 ? target.hostname : '',
       agent: false,
       signal,
     });

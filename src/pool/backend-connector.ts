@@ -1,6 +1,7 @@
 /**
  * Opens a backend's connections for its undici Pool, with a connect timeout
- * that fires when it says.
+ * that fires when it says, and TLS to an https backend in the backend's own
+ * name.
  *
  * undici times connects with its coarse "fast timers", which tick every
  * ~500 ms: a `connect_timeout` of 100 ms would fire after 500–1000 ms. So
@@ -8,6 +9,16 @@
  * plain Node timer per connection attempt does the timing. One timer and one
  * closure per new connection, none per request: pooled connections are
  * reused. Each connected socket is also watched (src/proxy/backend-socket.ts).
+ *
+ * The TLS server name (SNI, and the name the certificate is verified
+ * against) is the backend URL's host, as nginx's `proxy_ssl_name` and
+ * HAProxy's `verifyhost` default to: undici would take it from the request's
+ * Host header, which is the client's (passed through), so any Host the
+ * backend's certificate does not list would fail with a certificate error.
+ * The request's `servername` is only undici's key for reusing connections
+ * (forward.ts sets it to the backend's host); here it is dropped, and
+ * undici's connector derives the name from the backend URL (none for an IP
+ * address, whose certificate is then checked against the IP).
  */
 import type { Socket } from 'node:net';
 import type { buildConnector as BuildConnector } from 'undici';
@@ -21,7 +32,7 @@ export function createBackendConnector(timeoutMs: number): BuildConnector.connec
   return function connectWithTimeout(options, callback) {
     let settled = false;
     let timer: NodeJS.Timeout | undefined;
-    const socket = connect(options, (...result) => {
+    const socket = connect({ ...options, servername: undefined }, (...result) => {
       settled = true;
       if (timer !== undefined) clearTimeout(timer);
       if (result[1] != null) watchBackendSocket(result[1] as Socket);

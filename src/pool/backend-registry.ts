@@ -14,6 +14,8 @@ interface Entry {
 
 export interface BackendRegistryEvents {
   change: [StateChange];
+  /** No generation uses the backend any more (a reload removed it); its pooled connections are closing. */
+  released: [Backend];
 }
 
 export class BackendRegistry extends EventEmitter<BackendRegistryEvents> {
@@ -60,6 +62,7 @@ export class BackendRegistry extends EventEmitter<BackendRegistryEvents> {
     if (--entry.refs > 0) return;
     this.#entries.delete(backend.url);
     void backend.dispatcher.close().catch(() => {});
+    this.emit('released', backend);
   }
 
   setState(backend: Backend, to: BackendState, reason: string): void {

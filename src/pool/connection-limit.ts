@@ -7,28 +7,11 @@
  *
  * `Backend.active` counts requests in flight (on a socket or in undici's
  * queue) plus open Upgrade tunnels. A tunnel has left the Pool — undici
- * hands its socket over — so tunnels are counted here too and left out of
- * the admission check.
+ * hands its socket over — so tunnels (counted in open-tunnels.ts) are left
+ * out of the admission check.
  */
 import type { Backend } from './backend.js';
-
-const tunnels = new WeakMap<Backend, number>();
-
-/** Open Upgrade tunnels to `backend`. */
-export function tunnelCount(backend: Backend): number {
-  return tunnels.get(backend) ?? 0;
-}
-
-/** A tunnel to `backend` opened: it counts as an active connection until tunnelClosed(). */
-export function tunnelOpened(backend: Backend): void {
-  tunnels.set(backend, tunnelCount(backend) + 1);
-  backend.active++;
-}
-
-export function tunnelClosed(backend: Backend): void {
-  tunnels.set(backend, tunnelCount(backend) - 1);
-  backend.active--;
-}
+import { tunnelCount } from './open-tunnels.js';
 
 /** True when one more request to `backend` fits in its connections plus its wait queue. */
 export function hasQueueRoom(backend: Backend, maxConnections: number, maxQueue: number): boolean {

@@ -15,6 +15,11 @@ const CLIENT_GONE = new LbError('LB_ERR_CLIENT_GONE');
 
 export type Forwarder = (ctx: ProxyContext) => Promise<void>;
 
+/** Read by undici's Request (lib/core/request.js), missing from its DispatchOptions type. */
+interface ServerNameOption {
+  readonly servername: string;
+}
+
 /**
  * Not async: it returns the exchange's own `head` promise (the exchange sets
  * ctx.response), so a request costs no extra promise and no extra microtask
@@ -51,7 +56,7 @@ function startAttempt(ctx: ProxyContext, onFailure: FailureListener): Promise<vo
   const config = pool.config;
   if (!hasQueueRoom(member.backend, config.maxConnections, config.maxQueue)) throw QUEUE_FULL;
   const timeout = config.responseTimeout;
-  const options: Dispatcher.DispatchOptions = {
+  const options: Dispatcher.DispatchOptions & ServerNameOption = {
     path: ctx.path,
     method: ctx.method as Dispatcher.HttpMethod,
     headers: ctx.headers as Record<string, string | string[]>,
@@ -59,6 +64,8 @@ function startAttempt(ctx: ProxyContext, onFailure: FailureListener): Promise<vo
     headersTimeout: timeout,
     bodyTimeout: timeout,
     upgrade: ctx.upgrade,
+    // The same for every request to this backend, or undici reconnects whenever the client Host changes (backend-connector.ts).
+    servername: member.backend.target.hostname,
   };
   const exchange =
     ctx.upgrade === undefined

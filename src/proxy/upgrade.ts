@@ -18,7 +18,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { BackendResponse } from '../pipeline/context.js';
 import type { Backend } from '../pool/backend.js';
-import { tunnelClosed, tunnelOpened } from '../pool/connection-limit.js';
+import { tunnelClosed, tunnelOpened, type OpenTunnel } from '../pool/open-tunnels.js';
 import { responseHeaders } from './hop-by-hop.js';
 import { UpstreamExchange } from './upstream-exchange.js';
 
@@ -69,6 +69,35 @@ export class UpgradeExchange extends UpstreamExchange {
 }
 
 /**
+ * While an Upgrade request waits for its answer nothing reads the client's
+ * socket (Node hands it over paused, and bytes the client sends early belong
+ * to the tunnel), so a client that goes away would not be noticed: the
+ * backend request would run on until `response_timeout`, holding a backend
+ * connection. Here the socket is watched without consuming a byte: read(0)
+ * lets a FIN that follows everything already read end the stream, and
+ * 'end' destroys the socket — whose 'close' cancels the upstream request.
+ * (A FIN behind unread early bytes is seen once the tunnel reads them.)
+ */
+export function watchHandshakeClient(socket: Socket): void {
+  socket.on('readable', readNothing);
+  socket.on('end', destroyClient);
+}
+
+/** The answer is in: the tunnel (or the answer's end) takes the socket over. */
+export function stopWatchingHandshakeClient(socket: Socket): void {
+  socket.off('readable', readNothing);
+  socket.off('end', destroyClient);
+}
+
+function readNothing(this: Socket): void {
+  this.read(0);
+}
+
+function destroyClient(this: Socket): void {
+  this.destroy();
+}
+
+/**
  * The response head for a 101 (written to the client socket by hand: no
  * ServerResponse exists for an Upgrade). Throws when a plugin left a header
  * that cannot be written (invalid name or value), as `res.writeHead` would.
@@ -96,7 +125,7 @@ export function switchingProtocolsHead(status: number, headers: Readonly<Record<
 const HALF_CLOSE_MS = 1000;
 
 /** Client ⇄ backend byte pipe after a 101. */
-class Tunnel {
+class Tunnel implements OpenTunnel {
   #open = true;
   #halfClosed: NodeJS.Timeout | undefined;
 
@@ -118,7 +147,7 @@ class Tunnel {
     clearTimeout(this.#halfClosed);
     this.client.destroy();
     this.upstream.destroy();
-    tunnelClosed(this.backend);
+    tunnelClosed(this.backend, this);
   };
 }
 
@@ -131,7 +160,7 @@ class Tunnel {
  */
 export function openTunnel(client: Socket, upstream: Duplex, clientHead: Buffer, backend: Backend, idleMs: number): void {
   const tunnel = new Tunnel(client, upstream, backend);
-  tunnelOpened(backend);
+  tunnelOpened(backend, tunnel);
   client.on('error', tunnel.close);
   upstream.on('error', tunnel.close);
   client.on('close', tunnel.close);

@@ -40,6 +40,48 @@ const BY_CODE: Record<string, ErrorCode> = {
  */
 const REFUSED_RESPONSE_MESSAGES: ReadonlySet<string> = new Set(['bad response', 'bad upgrade']);
 
+/**
+ * OpenSSL's certificate verification failures, by the code Node gives them
+ * (the "X509 certificate error codes" of Node's tls docs). Like the
+ * `ERR_TLS_…` (a name the certificate does not list) and `ERR_SSL_…` (the
+ * backend does not speak TLS) codes, they end a connection to an https
+ * backend before a byte of the request was sent: the backend could not be
+ * reached, it did not close anything.
+ */
+const CERTIFICATE_REFUSED: ReadonlySet<string> = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_CRL',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECRYPT_CRL_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'CERT_SIGNATURE_FAILURE',
+  'CRL_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID',
+  'CERT_HAS_EXPIRED',
+  'CRL_NOT_YET_VALID',
+  'CRL_HAS_EXPIRED',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'ERROR_IN_CRL_LAST_UPDATE_FIELD',
+  'ERROR_IN_CRL_NEXT_UPDATE_FIELD',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'CERT_CHAIN_TOO_LONG',
+  'CERT_REVOKED',
+  'INVALID_CA',
+  'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'HOSTNAME_MISMATCH',
+]);
+
+function isTlsConnectFailure(code: string): boolean {
+  return code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_') || CERTIFICATE_REFUSED.has(code);
+}
+
 /** The stable code for an error from undici or the socket under it. */
 export function upstreamErrorCode(err: unknown): ErrorCode {
   if (typeof err !== 'object' || err === null) return 'LB_ERR_UPSTREAM_RESET';
@@ -56,6 +98,7 @@ export function upstreamErrorCode(err: unknown): ErrorCode {
   }
   // The HPE_* code llhttp's errors are meant to carry (an undici that fills it in again).
   if (code.startsWith('HPE_')) return 'LB_ERR_UPSTREAM_PROTOCOL';
+  if (isTlsConnectFailure(code)) return 'LB_ERR_UPSTREAM_CONNECT';
   return BY_CODE[code] ?? 'LB_ERR_UPSTREAM_RESET';
 }
 

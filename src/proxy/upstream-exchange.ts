@@ -8,6 +8,14 @@
  * before the head is written are held (a bounded amount; past that the
  * socket is paused), then streamed with backpressure: when the client is
  * slow, the backend socket is paused, so no response is ever buffered whole.
+ *
+ * A client that stops reading would hold the response — and its backend
+ * connection — for good: undici does not time out a body it was asked to
+ * pause, and nothing else watches a response being written. So a client
+ * that fell behind (a write had to be buffered) and has not caught up
+ * within `idle_timeout` (the `stallMs` of attach()) gets its connection
+ * cut, as by HAProxy's `timeout client` or nginx's `send_timeout`. A slow
+ * client that keeps reading catches up between pauses and is never cut.
  */
 import type { ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
@@ -67,6 +75,10 @@ function cutResponse(res: ServerResponse): void {
   setTimeout(() => socket.destroyed || socket.destroy(), CUT_FLUSH_MS).unref();
 }
 
+function cutStalledClient(exchange: UpstreamExchange): void {
+  exchange.checkStall();
+}
+
 /** Called with every failed exchange, for passive health detection. */
 export type FailureListener = (exchange: UpstreamExchange, err: LbError) => void;
 
@@ -93,6 +105,10 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   #startedAt = 0;
   /** Bound on first backpressure only: most responses never need it. */
   #drainListener: (() => void) | undefined;
+  /** How long the client may leave written bytes unread (see the top of this file); 0: no limit. */
+  #stallMs = 0;
+  /** Created on first backpressure, re-armed (refresh) at each later one. */
+  #stallTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly ctx: ProxyContext,
@@ -140,6 +156,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     if (res !== undefined) {
       if (res.write(chunk)) return true;
       this.#paused = true;
+      this.#watchStall();
       res.once('drain', this.#drainHandler());
       return false;
     }
@@ -154,6 +171,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   onComplete(): void {
     this.#settle();
     this.#ended = true;
+    // The stall timer stays: a client that does not read the end of the response is cut as well.
     this.#res?.end();
   }
 
@@ -217,9 +235,13 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.#settleHead(head);
   }
 
-  /** Starts streaming to the client once the head has been written. */
-  attach(res: ServerResponse): void {
+  /**
+   * Starts streaming to the client once the head has been written. A client
+   * that leaves what was written to it unread for `stallMs` is cut (0: never).
+   */
+  attach(res: ServerResponse, stallMs: number): void {
     this.#res = res;
+    this.#stallMs = stallMs;
     const held = this.#held;
     this.#held = undefined;
     if (this.#error === undefined && this.#ended) {
@@ -231,6 +253,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     }
     let writable = true;
     if (held !== undefined) for (let i = 0; i < held.length; i++) writable = res.write(held[i]!);
+    if (!writable) this.#watchStall();
     if (this.#error !== undefined) cutResponse(res);
     else if (this.#paused) {
       if (writable) this.#onDrain();
@@ -238,10 +261,36 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     }
   }
 
+  /** The client just fell behind (a write was buffered over the limit): it has `stallMs` to catch up. */
+  #watchStall(): void {
+    if (this.#stallMs <= 0) return;
+    if (this.#stallTimer === undefined) {
+      this.#stallTimer = setTimeout(cutStalledClient, this.#stallMs, this);
+      this.#stallTimer.unref();
+    } else this.#stallTimer.refresh();
+  }
+
+  /**
+   * The stall timer fired: cut the client when it has not drained what was
+   * waiting since it last fell behind (its connection closing cancels this
+   * exchange). The socket's flag, not the response's: a response whose
+   * backend is done (ended) can still be stuck unread in the socket.
+   */
+  checkStall(): void {
+    const socket = this.#res?.socket;
+    if (socket != null && socket.writableNeedDrain && !socket.destroyed) socket.destroy();
+  }
+
+  /** The response closed (complete or not): nothing is left to watch. */
+  responseClosed(): void {
+    clearTimeout(this.#stallTimer);
+  }
+
   /** Abandons this attempt (retry, plugin answered, client gone). */
   cancel(): void {
     this.#cancelled = true;
     this.#held = undefined;
+    clearTimeout(this.#stallTimer);
     if (this.#settled) return;
     this.#abort?.(new Error('request cancelled by the proxy'));
   }

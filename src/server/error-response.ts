@@ -95,7 +95,8 @@ export function answerParserError(err: NodeJS.ErrnoException, socket: Socket): v
     if (!pending) socket.destroySoon();
     return;
   }
-  if (!socket.writable || pending) {
+  // A TLS handshake that failed or timed out (https.Server reports it here too): no HTTP answer can be read by that client.
+  if (!socket.writable || pending || isTlsHandshakeFailure(err)) {
     socket.destroy();
     return;
   }
@@ -109,6 +110,12 @@ export function answerParserError(err: NodeJS.ErrnoException, socket: Socket): v
   socket.end(answer);
   // A client that never closes its side must not hold the socket.
   setTimeout(destroyIfOpen, LINGER_MS, socket).unref();
+}
+
+/** Errors of the TLS layer (`ERR_TLS_HANDSHAKE_TIMEOUT`, `ERR_SSL_…`), not of llhttp (`HPE_…`). */
+function isTlsHandshakeFailure(err: NodeJS.ErrnoException): boolean {
+  const code = err.code;
+  return code !== undefined && (code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_'));
 }
 
 function destroyIfOpen(socket: Socket): void {

@@ -2,9 +2,11 @@
  * Which `[server]` changes a running listener can take as they are, and
  * which need a new listener (a rebind): the address, and switching TLS on
  * or off. Everything else is set on the live server and applies to new
- * connections (header limits) or at once (timeouts, certificates).
+ * connections (header limits, the TLS handshake timeout) or at once
+ * (timeouts, certificates).
  */
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import type https from 'node:https';
 import type { ListenAddress, ServerConfig } from '../config/types.js';
 import type { TrafficServer } from './traffic-server.js';
@@ -27,12 +29,46 @@ export function listenerNeedsRebind(before: ServerConfig, after: ServerConfig): 
  * they cannot be read, before anything is changed.
  */
 export function applyListenerSettings(traffic: TrafficServer, config: ServerConfig): void {
-  const secure =
-    config.tls === undefined ? undefined : { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) };
+  const secure = config.tls === undefined ? undefined : readListenerCertificate(config.tls);
   const server = traffic.server as https.Server & { maxHeaderSize?: number };
-  if (secure !== undefined) server.setSecureContext(secure);
+  if (secure !== undefined) {
+    server.setSecureContext(secure);
+    setHandshakeTimeout(server, config.headersTimeout);
+  }
   // Node reads these from the server object: per new connection (maxHeaderSize) or on each check.
   server.maxHeaderSize = config.maxHeaderSize;
   server.headersTimeout = config.headersTimeout;
   server.keepAliveTimeout = config.idleTimeout;
+}
+
+/**
+ * The PEM certificate chain and key `[server.tls]` names, read and checked
+ * to make a TLS context together — a key that is not the certificate's own
+ * included — so that a start fails, and a reload is refused, on what the
+ * listener would otherwise fail on later (a reload: after it was reported
+ * applied, with the old certificate still served).
+ */
+export function readListenerCertificate(tls: NonNullable<ServerConfig['tls']>): { cert: Buffer; key: Buffer } {
+  const files = { cert: readFileSync(tls.cert), key: readFileSync(tls.key) };
+  try {
+    createSecureContext(files);
+  } catch (err) {
+    throw new Error(
+      `server.tls: the certificate ${tls.cert} and key ${tls.key} cannot be used (${(err as Error).message}): give a PEM certificate chain and its own private key`,
+      { cause: err },
+    );
+  }
+  return files;
+}
+
+/**
+ * A TLS handshake must finish within `headers_timeout` too (traffic-server.ts
+ * passes it as `handshakeTimeout`). Node reads that option once, into a
+ * symbol-keyed field of the server that each new connection takes its
+ * timeout from, and has no setter: the field is found by its description.
+ * Should a Node version name it otherwise, the value set at start stays.
+ */
+function setHandshakeTimeout(server: https.Server, ms: number): void {
+  const field = Object.getOwnPropertySymbols(server).find((symbol) => symbol.description === 'handshake-timeout');
+  if (field !== undefined) (server as unknown as Record<symbol, number>)[field] = ms;
 }

@@ -5,20 +5,20 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { pino } from 'pino';
 import { loadConfigText } from '../config/load.js';
 import type { LbConfig, PluginRef } from '../config/types.js';
 import type { Logger, PluginDefinition, PluginKind } from '../plugin/types.js';
 import type { Backend, BackendState } from '../pool/backend.js';
+import { closeTunnelsAfter } from '../pool/open-tunnels.js';
 import { BackendRegistry } from '../pool/backend-registry.js';
 import { PassiveDetector, type PassiveDownReport } from '../pool/passive-detector.js';
 import { createForwarder } from '../proxy/forward.js';
 import { Generation, type GenerationDeps } from './generation.js';
 import { TrafficServer } from './traffic-server.js';
 import { ReloadHistory, locatePluginFailure } from './reload-history.js';
-import { applyListenerSettings, listenerNeedsRebind, sameListen } from './listener-settings.js';
+import { applyListenerSettings, listenerNeedsRebind, readListenerCertificate, sameListen } from './listener-settings.js';
 import { HealthScheduler } from '../health/health-scheduler.js';
 import { ListenError } from './listen-error.js';
 import type { AdminServer } from '../admin/admin-server.js';
@@ -155,11 +155,9 @@ function checkListenerChange(before: LbConfig, after: LbConfig): void {
   }
 }
 
-/** Throws when the certificate or key a config names cannot be read (what a listener would fail on). */
+/** Throws when the certificate or key a config names cannot be read or used together (what a listener would fail on). */
 function readCertificates(config: LbConfig): void {
-  if (config.server.tls === undefined) return;
-  readFileSync(config.server.tls.cert);
-  readFileSync(config.server.tls.key);
+  if (config.server.tls !== undefined) readListenerCertificate(config.server.tls);
 }
 
 export class Switchyard {
@@ -210,6 +208,7 @@ export class Switchyard {
       const level = this.#applyingRemoteState ? 'debug' : 'info';
       this.logger[level]({ pool, backend: backend.url, from, to, reason }, `pool ${pool} backend ${backend.url}: ${from} → ${to} (${reason})`);
     });
+    this.registry.on('released', this.#closeTunnelsOf);
   }
 
   /**
@@ -224,6 +223,17 @@ export class Switchyard {
       for (let i = 0; i < pool.backends.length; i++) if (pool.backends[i]!.backend === backend) return true;
     }
     return false;
+  };
+
+  /** A reload removed `backend`: its WebSocket tunnels get the shutdown grace, then are closed. */
+  readonly #closeTunnelsOf = (backend: Backend): void => {
+    const graceMs = this.#generation?.config.server.shutdownGrace ?? 0;
+    closeTunnelsAfter(backend, graceMs, (count) => {
+      this.logger.warn(
+        { backend: backend.url, tunnels: count, graceMs },
+        `backend ${backend.url} was removed from the configuration: closed ${count} tunnel(s) (WebSocket) to it still open ${graceMs}ms later`,
+      );
+    });
   };
 
   static async start(config: LbConfig, options: StartOptions = {}): Promise<Switchyard> {

@@ -12,7 +12,6 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import { readFileSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import { LbError } from '../errors.js';
 import type { ServerConfig } from '../config/types.js';
@@ -20,13 +19,14 @@ import type { Logger } from '../plugin/types.js';
 import { BackendResponse, LocalResponse, ProxyContext } from '../pipeline/context.js';
 import { stripRequestHopByHop } from '../proxy/hop-by-hop.js';
 import { normalizeTarget, splitAbsoluteForm } from '../proxy/path-normalizer.js';
-import { openTunnel, switchingProtocolsHead, UpgradeExchange } from '../proxy/upgrade.js';
+import { openTunnel, stopWatchingHandshakeClient, switchingProtocolsHead, UpgradeExchange, watchHandshakeClient } from '../proxy/upgrade.js';
 import { answerParserError, asLbError, writeError } from './error-response.js';
 import type { Generation, RouteTarget } from './generation.js';
 import { RequestBody } from './request-body.js';
 import { isWholeBody, readWholeBody } from './whole-body.js';
 import { checkRequest, isValidHostHeader } from './request-guard.js';
 import { passTurn, takeTurn, waitTurn } from './connection-turn.js';
+import { readListenerCertificate } from './listener-settings.js';
 import { closeAfterResponse, drainUnreadBody, hasUnreadBody, isClosing, LINGER_MS, settleUnreadBody } from './unread-body.js';
 
 const kContext = Symbol('switchyard.context');
@@ -90,6 +90,7 @@ function responseCloseListener(logger: Logger, serveNext: (next: WaitingRequest)
       }
       ctx.discardUpstream();
     }
+    ctx?.exchange?.responseClosed();
     this[kGeneration]!.leave();
     drainUnreadBody(this.req);
     const next = passTurn<WaitingRequest>(this.req.socket);
@@ -157,7 +158,11 @@ export class TrafficServer {
     const options = TrafficServer.serverOptions(config);
     this.protocol = config.tls ? 'https' : 'http';
     this.server = config.tls
-      ? https.createServer({ ...options, cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) }, this.#onRequest)
+      ? https.createServer(
+          // Node's default (120 s) would let a client that never finishes its TLS handshake hold a connection that long.
+          { ...options, handshakeTimeout: config.headersTimeout, ...readListenerCertificate(config.tls) },
+          this.#onRequest,
+        )
       : http.createServer(options, this.#onRequest);
     this.server.keepAliveTimeout = config.idleTimeout;
     this.server.maxHeadersCount = MAX_HEADERS_KEPT;
@@ -381,7 +386,7 @@ export class TrafficServer {
       this.#pipelineFailed(ctx, route, new LbError('LB_ERR_PLUGIN', message, { cause: err }));
       return;
     }
-    response.exchange.attach(ctx.res);
+    response.exchange.attach(ctx.res, (ctx.res as TrackedResponse)[kGeneration]!.config.server.idleTimeout);
   }
 
   /**
@@ -434,6 +439,8 @@ export class TrafficServer {
     res.shouldKeepAlive = false;
     res.assignSocket(socket);
     res.once('finish', endUpgradeAnswer);
+    // Read when a refused upgrade's answer is streamed (its idle_timeout); the generation is left by the caller.
+    (res as TrackedResponse)[kGeneration] = generation;
     const route = this.#admit(req, res, generation);
     if (route === undefined) return;
     const ctx = (res as TrackedResponse)[kContext]!;
@@ -444,12 +451,15 @@ export class TrafficServer {
     }
     ctx.upgrade = protocol;
     res.once('close', onUpgradeAnswerClose);
+    watchHandshakeClient(socket);
     try {
       await route.handler(ctx);
     } catch (err) {
+      stopWatchingHandshakeClient(socket);
       this.#pipelineFailed(ctx, route, err);
       return;
     }
+    stopWatchingHandshakeClient(socket);
     const response = ctx.response;
     if (response === undefined) {
       writeError(req, res, NO_RESPONSE);

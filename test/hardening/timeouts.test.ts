@@ -95,6 +95,80 @@ describe('client-side timeouts', () => {
     assert.ok(Date.now() - started < 2500, `closed after ${Date.now() - started}ms`);
   });
 
+  it('idle_timeout: a client that stops reading a response is cut and the backend request cancelled; one that reads slowly is not', async () => {
+    const chunk = Buffer.alloc(64 * 1024, 97);
+    const total = 64 * 1024 * 1024;
+    const ended: Promise<boolean>[] = [];
+    const big = await startBackend('big', (_req, res) => {
+      ended.push(new Promise((resolve) => res.once('close', () => resolve(res.writableFinished))));
+      res.writeHead(200, { 'content-length': String(total) });
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < total) {
+          sent += chunk.length;
+          if (!res.write(chunk)) {
+            res.once('drain', pump);
+            return;
+          }
+        }
+        res.end();
+      };
+      pump();
+    });
+    const readers = await startSwitchyard({
+      toml: `
+        [server]
+        listen = "127.0.0.1:0"
+        idle_timeout = "300ms"
+        [pools.web]
+        backends = [{ url = "${big.url}" }]
+      `,
+    });
+    const sockets: net.Socket[] = [];
+    const open = async (): Promise<net.Socket> => {
+      const socket = net.connect(readers.port, '127.0.0.1');
+      sockets.push(socket);
+      socket.on('error', () => {});
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.write('GET /big HTTP/1.1\r\nHost: a\r\n\r\n');
+      return socket;
+    };
+    try {
+      const stats = readers.lb.registry.get(big.url)!;
+      // Reads ~64 KB every 50 ms, well below what the backend could send: slow, but never stalled for 300 ms.
+      const slow = await open();
+      slow.pause();
+      let read = 0;
+      for (let i = 0; i < 20; i++) {
+        let budget = 64 * 1024;
+        let data: Buffer | null;
+        while (budget > 0 && (data = slow.read() as Buffer | null) !== null) {
+          read += data.length;
+          budget -= data.length;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(!slow.destroyed && slow.readable, 'the slow reader kept its connection');
+      assert.ok(read > 512 * 1024, `the slow reader read ${read} bytes`);
+      slow.destroy();
+      assert.equal(await ended[0], false);
+
+      // Takes the head, then reads nothing: without a limit this would hold the backend connection for good.
+      const stalled = await open();
+      await new Promise((resolve) => stalled.once('data', resolve));
+      stalled.pause();
+      const started = Date.now();
+      const finishedAtBackend = await within(ended[1]!, 3000, 'the backend response was still being held 3 s after the client stopped reading');
+      assert.equal(finishedAtBackend, false, 'the backend response was cut, not completed');
+      assert.ok(Date.now() - started >= 250, `cut after ${Date.now() - started}ms`);
+      await waitFor(() => stats.active === 0);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await readers.close();
+      await big.close();
+    }
+  });
+
   it('body_timeout: a stalled small upload (read whole first) gets 408 and never reaches the backend', async () => {
     const before = backend.seen.length;
     const started = Date.now();
@@ -195,6 +269,17 @@ describe('backend-side timeouts', () => {
     assert.ok(Date.now() - started < 1500);
   });
 });
+
+/** `promise`, or a rejection naming `what` past `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(what)), ms)));
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

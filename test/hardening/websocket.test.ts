@@ -48,6 +48,8 @@ async function startWebSocketBackend(name: string): Promise<WebSocketBackend> {
   backend.server.on('upgrade', (req: IncomingMessage, socket: net.Socket) => {
     socket.on('error', () => {});
     upgrades.push({ req, socket });
+    // Never answered: the client gives up first.
+    if (req.url === '/never') return;
     if (req.url === '/forbidden') {
       socket.end('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 9\r\nConnection: close\r\n\r\nforbidden');
       return;
@@ -209,6 +211,30 @@ describe('WebSocket passthrough', () => {
     assert.equal(ws.buffered().toString(), 'forbidden');
   });
 
+  it('a client that goes away before the backend answered its Upgrade: the upstream request is cancelled at once', async () => {
+    const seen = one.upgrades.length + two.upgrades.length;
+    const socket = net.connect(lb.port, '127.0.0.1');
+    socket.on('error', () => {});
+    try {
+      socket.write(
+        'GET /never HTTP/1.1\r\nHost: ws.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      );
+      await waitFor(() => one.upgrades.length + two.upgrades.length > seen);
+      const target = one.upgrades.some((u) => u.req.url === '/never') ? one : two;
+      const backendSide = target.upgrades.at(-1)!.socket;
+      const stats = lb.lb.registry.get(target.backend.url)!;
+      assert.equal(stats.active, 1);
+      const backendEnded = new Promise<void>((resolve) => backendSide.once('end', () => resolve()));
+      socket.end();
+      // Without noticing, the request would wait for response_timeout (30 s by default).
+      await within(backendEnded, 2000, 'the backend request was not cancelled within 2 s of the client leaving');
+      await waitFor(() => stats.active === 0);
+    } finally {
+      socket.destroy();
+    }
+  });
+
   it('sticky sessions pin the upgrade to the backend the cookie names', async () => {
     // A plain request gets the cookie (the strategy picks; sticky-session pins the client to it).
     const first = await fetch(`${lb.url}/page`);
@@ -259,6 +285,85 @@ describe('WebSocket passthrough', () => {
     assert.match(ws.head, /^HTTP\/1\.1 400 /);
   });
 });
+
+describe('WebSocket tunnels across a reload', () => {
+  let kept: WebSocketBackend;
+  let removed: WebSocketBackend;
+  let lb: RunningSwitchyard;
+  const toml = (pools: string) => `
+    [server]
+    listen = "127.0.0.1:0"
+    shutdown_grace = "300ms"
+    ${pools}
+    [[routes]]
+    match = { path_prefix = "/kept" }
+    pool = "kept"
+    [[routes]]
+    match = { path_prefix = "/" }
+    pool = "removed"
+  `;
+  const bothPools = () => `
+    [pools.kept]
+    backends = [{ url = "${kept.backend.url}" }]
+    [pools.removed]
+    backends = [{ url = "${removed.backend.url}" }]
+  `;
+
+  before(async () => {
+    kept = await startWebSocketBackend('kept');
+    removed = await startWebSocketBackend('removed');
+    lb = await startSwitchyard({ toml: toml(bothPools()), captureLogs: true });
+  });
+  after(async () => {
+    await lb?.close();
+    for (const b of [kept, removed]) {
+      for (const u of b?.upgrades ?? []) u.socket.destroy();
+      await b?.backend.close();
+    }
+  });
+
+  it('a reload that removes its backend: the tunnel gets shutdown_grace, then both sides close; a tunnel to a backend that stays is kept', async () => {
+    const staying = await openWebSocket(lb.port, '/kept');
+    const going = await openWebSocket(lb.port, '/removed');
+    try {
+      assert.match(going.head, /X-Backend: removed/i);
+      const goingBackend = lb.lb.registry.get(removed.backend.url)!;
+      const backendSide = removed.upgrades.at(-1)!.socket;
+      const backendClosed = new Promise<void>((resolve) => backendSide.once('close', () => resolve()));
+      // The pool "removed" goes, and with it its only backend.
+      await lb.reload(toml(`
+        [pools.kept]
+        backends = [{ url = "${kept.backend.url}" }]
+        [pools.removed]
+        backends = [{ url = "${kept.backend.url}" }]
+      `));
+      const reloadedAt = Date.now();
+      going.socket.write(clientFrame('in grace'));
+      assert.equal(frameText(await going.next()), 'removed:in grace', 'served during the grace period');
+      await within(Promise.all([going.closed, backendClosed]), 3000, 'the tunnel to the removed backend was still open 3 s after the reload');
+      assert.ok(Date.now() - reloadedAt >= 250, `closed ${Date.now() - reloadedAt}ms after the reload`);
+      assert.equal(goingBackend.active, 0);
+      assert.ok(lb.logs.some((l) => l.level === 40 && l.backend === removed.backend.url && l.tunnels === 1));
+      staying.socket.write(clientFrame('still here'));
+      assert.equal(frameText(await staying.next()), 'kept:still here');
+      assert.equal(lb.lb.registry.get(kept.backend.url)!.active, 1);
+    } finally {
+      staying.socket.destroy();
+      going.socket.destroy();
+    }
+  });
+});
+
+/** `promise`, or a rejection naming `what` past `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(what)), ms)));
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
