@@ -2,14 +2,19 @@
  * Consistent hashing on a ring of virtual nodes: requests with the same key
  * (client IP, a header, or a cookie) go to the same backend, and adding or
  * removing one backend of N moves only about 1/N of the keys.
+ *
+ * One ring holds every backend the instance has seen; a backend out of
+ * rotation is skipped at lookup (the next point's owner takes its keys), as
+ * nginx's `hash … consistent` does. A backend's points depend only on its
+ * own URL and weight, so that gives the same answers as a ring of the
+ * candidates alone, without building one: a ring has replicas × weight
+ * points per backend (160 × 100 × 100 backends = 1.6 M), and building it on
+ * every health change would block the event loop for a large pool.
  */
 import { definePlugin, hashString, readCookie, type Candidate, type RequestContext, type StrategyDefinition } from '../src/index.js';
 
 /** Ring points pack `hash * OWNER_SPAN + owner` into one float so one numeric sort orders both (2^32 * 2^21 < 2^53). */
 const OWNER_SPAN = 2 ** 21;
-/** Rings kept for candidate sets seen recently (retries that exclude a backend alternate between sets). */
-const RING_CACHE_SIZE = 16;
-
 /** What a ring is built from: a backend's URL names its points, its weight sets how many. */
 export interface RingEntry {
   readonly url: string;
@@ -61,17 +66,39 @@ function pointsFor(entry: RingEntry, replicas: number): number {
  * for an empty ring.
  */
 export function lookupRing(ring: HashRing, hash: number): number {
-  const { points } = ring;
-  const n = points.length;
+  const n = ring.points.length;
   if (n === 0) return -1;
+  const at = firstPointAtOrAfter(ring.points, hash);
+  return ring.owners[at === n ? 0 : at]!;
+}
+
+/**
+ * Like lookupRing, for a subset of the ring's entries: `slotOf[entry]` is
+ * the entry's index in the subset, or -1 for an entry outside it, whose
+ * points are passed over. Gives what lookupRing gives on a ring built from
+ * the subset alone (in the same relative order); -1 for an empty subset.
+ */
+export function lookupRingAmong(ring: HashRing, hash: number, slotOf: Int32Array): number {
+  const { points, owners } = ring;
+  const n = points.length;
+  let at = firstPointAtOrAfter(points, hash);
+  for (let step = 0; step < n; step++, at++) {
+    if (at === n) at = 0;
+    const slot = slotOf[owners[at]!]!;
+    if (slot !== -1) return slot;
+  }
+  return -1;
+}
+
+function firstPointAtOrAfter(points: Uint32Array, hash: number): number {
   let lo = 0;
-  let hi = n;
+  let hi = points.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (points[mid]! < hash) lo = mid + 1;
     else hi = mid;
   }
-  return ring.owners[lo === n ? 0 : lo]!;
+  return lo;
 }
 
 /** Where a request's hash key is read from, decided once from the `key` option. */
@@ -91,11 +118,9 @@ function readRequestKey(source: KeySource, name: string, ctx: RequestContext): s
   return key === undefined || key === '' ? ctx.clientIp : key;
 }
 
-/** `url*weight` of every candidate, space-separated: names a candidate set for the ring cache. */
-function candidateSetKey(candidates: readonly Candidate[]): string {
-  let key = '';
-  for (let i = 0; i < candidates.length; i++) key += `${candidates[i]!.url}*${candidates[i]!.weight} `;
-  return key;
+/** A ring entry's name: its points depend on both. */
+function entryKey(candidate: Candidate): string {
+  return `${candidate.url}*${candidate.weight}`;
 }
 
 export interface ConsistentHashConfig {
@@ -134,30 +159,35 @@ export default definePlugin({
     const source: KeySource = prefix === 'header' || prefix === 'cookie' ? prefix : 'client-ip';
     // Header names are lower-case in ctx.headers; cookie names are case-sensitive.
     const name = source === 'header' ? config.key.slice(colon + 1).toLowerCase() : config.key.slice(colon + 1);
-    const rings = new Map<string, HashRing>();
-    let ringFor: readonly Candidate[] | undefined;
-    let ring: HashRing | undefined;
+    // Every backend seen, in the order first seen (the pool's order: the first candidate set is usually all of it).
+    const entries: RingEntry[] = [];
+    const entryIndex = new Map<string, number>();
+    let ring: HashRing = buildHashRing(entries, config.replicas);
+    let slotsFor: readonly Candidate[] | undefined;
+    let slotOf = new Int32Array(0);
 
-    function ringOf(candidates: readonly Candidate[]): HashRing {
-      const setKey = candidateSetKey(candidates);
-      let found = rings.get(setKey);
-      if (found === undefined) {
-        found = buildHashRing(candidates, config.replicas);
-        if (rings.size >= RING_CACHE_SIZE) rings.delete(rings.keys().next().value!);
-        rings.set(setKey, found);
+    /** Maps the ring's entries to `candidates`; grows the ring only for a backend it has not seen. */
+    function follow(candidates: readonly Candidate[]): void {
+      let grew = false;
+      for (let i = 0; i < candidates.length; i++) {
+        const key = entryKey(candidates[i]!);
+        if (entryIndex.has(key)) continue;
+        entryIndex.set(key, entries.length);
+        entries.push({ url: candidates[i]!.url, weight: candidates[i]!.weight });
+        grew = true;
       }
-      return found;
+      if (grew) ring = buildHashRing(entries, config.replicas);
+      slotOf = new Int32Array(entries.length).fill(-1);
+      for (let i = 0; i < candidates.length; i++) slotOf[entryIndex.get(entryKey(candidates[i]!))!] = i;
+      slotsFor = candidates;
     }
 
     return {
       pick(candidates, ctx) {
         if (candidates.length === 0) return undefined;
         // Fast path: the core passes the same array until the candidate set changes.
-        if (candidates !== ringFor || ring === undefined) {
-          ring = ringOf(candidates);
-          ringFor = candidates;
-        }
-        return candidates[lookupRing(ring, hashString(readRequestKey(source, name, ctx)))];
+        if (candidates !== slotsFor) follow(candidates);
+        return candidates[lookupRingAmong(ring, hashString(readRequestKey(source, name, ctx)), slotOf)];
       },
     };
   },

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hashString, type Candidate, type PluginApi, type RequestContext, type StrategyDefinition } from '../../src/index.js';
-import consistentHashPlugin, { buildHashRing, lookupRing, type ConsistentHashConfig } from '../../plugins/consistent-hash.js';
+import consistentHashPlugin, { buildHashRing, lookupRing, lookupRingAmong, type ConsistentHashConfig } from '../../plugins/consistent-hash.js';
 
 /** Through the contract, as the core calls it. */
 const consistentHash: StrategyDefinition = consistentHashPlugin;
@@ -117,7 +117,7 @@ test('the plugin hashes by the configured key, falling back to the client ip', a
   }
 });
 
-test('the plugin rebuilds its ring when the candidate set changes', async () => {
+test('the plugin follows the candidate set as it changes', async () => {
   const instance = await consistentHash.create(defaults, api);
   const four = [backend(1), backend(2), backend(3), backend(4)];
   const ctxs = Array.from({ length: 500 }, (_, i) => context(`172.16.${i >> 8}.${i & 255}`));
@@ -133,4 +133,36 @@ test('the plugin rebuilds its ring when the candidate set changes', async () => 
 test('returns undefined for no candidates', async () => {
   const instance = await consistentHash.create(defaults, api);
   assert.equal(instance.pick([], context('10.0.0.1')), undefined);
+});
+
+test('lookupRingAmong on the ring of all backends answers as the ring of the subset alone would, for every subset', () => {
+  const all = [backend(1, 2), backend(2), backend(3, 3), backend(4), backend(5)];
+  // Few points per backend, so that collisions and long runs of skipped points occur.
+  const replicas = 4;
+  const ring = buildHashRing(all, replicas);
+  const hashes = keys().map((k) => hashString(k));
+  for (let mask = 0; mask < 1 << all.length; mask++) {
+    const subset = all.filter((_, i) => (mask >> i) & 1);
+    const slotOf = new Int32Array(all.length).fill(-1);
+    subset.forEach((c) => (slotOf[all.indexOf(c)] = subset.indexOf(c)));
+    const own = buildHashRing(subset, replicas);
+    for (const hash of hashes) {
+      const want = lookupRing(own, hash);
+      assert.equal(lookupRingAmong(ring, hash, slotOf), want, `subset ${mask.toString(2)}, hash ${hash}`);
+    }
+  }
+});
+
+test('a backend leaving rotation and coming back: the plugin answers as a fresh one given the same candidates', async () => {
+  const instance = await consistentHash.create(defaults, api);
+  const five = [backend(1), backend(2, 3), backend(3), backend(4), backend(5)];
+  const ctxs = Array.from({ length: 2000 }, (_, i) => context(`172.17.${i >> 8}.${i & 255}`));
+  for (const candidates of [five, five.filter((_, i) => i !== 1), five.filter((_, i) => i === 0 || i === 4), five]) {
+    const fresh = await consistentHash.create(defaults, api);
+    assert.deepEqual(
+      ctxs.map((ctx) => instance.pick(candidates, ctx)!.url),
+      ctxs.map((ctx) => fresh.pick(candidates, ctx)!.url),
+      candidates.map((c) => c.url).join(' '),
+    );
+  }
 });
