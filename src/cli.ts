@@ -24,6 +24,8 @@ function reportLoadFailure(err: unknown, file: string): number {
   }
   const e = err as NodeJS.ErrnoException;
   if (e.code === 'ENOENT') process.stderr.write(`${file}: no such file; pass the config with -c PATH\n`);
+  else if (e.code === 'EISDIR') process.stderr.write(`${file}: is a directory; pass the config file itself with -c PATH/lb.toml\n`);
+  else if (e.code === 'EACCES') process.stderr.write(`${file}: permission denied; make it readable by this user, or pass another with -c PATH\n`);
   else process.stderr.write(`${file}: ${e.message}\n`);
   return EXIT_USAGE;
 }

@@ -217,6 +217,19 @@ test('lb validate: a missing file is a usage/IO error (exit 2)', async () => {
   assert.match(res.stderr, /no such file/);
 });
 
+test('lb validate and lb run: a directory given as the config says so and what to pass (exit 2)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'lb-dir-'));
+  try {
+    for (const command of ['validate', 'run']) {
+      const res = await lb([command, '-c', dir]);
+      assert.equal(res.code, 2, command);
+      assert.match(res.stderr, /is a directory; pass the config file itself with -c PATH\/lb\.toml/, command);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('lb: an unknown command is a usage error (exit 2) with help', async () => {
   const res = await lb(['frobnicate']);
   assert.equal(res.code, 2);
