@@ -180,9 +180,12 @@ export class HealthScheduler {
         loop.successes = 0;
         loop.failures = 0;
       }
-      if (loop.controller !== undefined && !probesAlike(previous, assignment)) {
-        loop.halt();
-        this.#schedule(loop, this.#jitter(assignment.health.interval));
+      if (loop.controller !== undefined) {
+        // One that goes on schedules the next itself, by the new interval: a timer here would send a second probe beside it.
+        if (!probesAlike(previous, assignment)) {
+          loop.halt();
+          this.#schedule(loop, this.#jitter(assignment.health.interval));
+        }
       } else if (assignment.health.interval < previous.health.interval) {
         // Do not wait out the old, longer interval.
         const due = Math.max(0, loop.startedAt + assignment.health.interval - performance.now());

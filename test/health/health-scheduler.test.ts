@@ -468,3 +468,29 @@ test('reloads more frequent than timeout neither lose a hung probe nor send extr
   // One probe per interval (the first comes early), not one per reload.
   assert.ok(hung.probes <= Math.ceil(elapsed / 400) + 1, `${hung.probes} probes in ${Math.round(elapsed)}ms`);
 });
+
+test('a reload that shortens the interval while an unchanged check is in flight starts no second probe: the one in flight counts', async (t) => {
+  const backends = await startCheckedBackends(2);
+  t.after(() => closeAll(backends));
+  const [, hung] = backends as [CheckedBackend, CheckedBackend];
+  hung.healthHangs = true;
+  const health = (interval: string) => `[pools.web.health]\ninterval = "${interval}"\ntimeout = "600ms"\nunhealthy_after = 1`;
+  const lb = await startSwitchyard({ toml: config(backends, health('5s')) });
+  t.after(() => lb.close());
+  const backend = lb.lb.registry.get(hung.url)!;
+  const wentDown = new Promise<void>((resolve) => {
+    const onChange = ({ backend: changed, to }: { backend: unknown; to: string }): void => {
+      if (changed !== backend || to !== 'down') return;
+      lb.lb.registry.off('change', onChange);
+      resolve();
+    };
+    lb.lb.registry.on('change', onChange);
+  });
+
+  await waitFor('the first probe of the hung backend', () => hung.probes === 1, 3000, 5);
+  // The next probe falls due 100ms after this one started, long before its 600ms timeout.
+  await lb.reload(config(backends, health('100ms')));
+  await wentDown;
+  assert.equal(backend.reason, 'timeout after 600ms');
+  assert.equal(hung.probes, 1, 'a second probe was sent while the first was in flight (and the first one\'s verdict dropped)');
+});
