@@ -34,6 +34,27 @@ interface CreatedPlugin {
   readonly instance: PluginInstance;
 }
 
+/** What a running generation can hand over to the next (see Generation.predecessors). */
+interface Predecessors {
+  readonly byIdentity: Map<string, CreatedPlugin[]>;
+  readonly reserved: Set<CreatedPlugin>;
+}
+
+/** Every plugin a configuration names: strategies, health checkers, global and route pipelines. */
+function* pluginRefs(config: LbConfig): Generator<PluginRef> {
+  for (const pool of Object.values(config.pools)) {
+    yield pool.strategy;
+    if (pool.health) yield pool.health.checker;
+  }
+  yield* config.pipeline;
+  for (const route of config.routes) yield* route.pipeline;
+}
+
+/** An instance and its successor match on these: the same plugin module and options at the same key. */
+function handOverKey(ref: PluginRef): string {
+  return `${ref.identity}\u0000${ref.keyPath}`;
+}
+
 /**
  * A plugin's `create()` threw while a generation was being built. Carries
  * where in lb.toml the plugin is configured, so the error can be reported
@@ -131,7 +152,7 @@ export class Generation {
   static async build(id: number, config: LbConfig, deps: GenerationDeps, previous?: Generation): Promise<Generation> {
     const created: CreatedPlugin[] = [];
     const pools = new Map<string, PoolRuntime>();
-    const predecessors = previous?.predecessors() ?? new Map<string, CreatedPlugin[]>();
+    const predecessors = previous?.predecessors(config) ?? { byIdentity: new Map<string, CreatedPlugin[]>(), reserved: new Set<CreatedPlugin>() };
     const deadlines = deps.pluginDeadlines ?? PLUGIN_DEADLINES;
     // keyPath: the key that names the plugin (`plugin`, `strategy`, `checker`), where a failure is reported.
     const instantiate = async <I extends PluginInstance>(ref: PluginRef, keyPath = `${ref.keyPath}.plugin`): Promise<I> => {
@@ -193,32 +214,41 @@ export class Generation {
     }
   }
 
-  /** Running instances that can hand state over, by plugin identity (same name and options). */
-  private predecessors(): Map<string, CreatedPlugin[]> {
-    const out = new Map<string, CreatedPlugin[]>();
+  /**
+   * Running instances that can hand state over, by plugin identity (same
+   * name and options); `reserved`: those that `next` has a successor for at
+   * the same key path, which no other new instance may take.
+   */
+  private predecessors(next: LbConfig): Predecessors {
+    const byIdentity = new Map<string, CreatedPlugin[]>();
+    const reserved = new Set<CreatedPlugin>();
+    const successors = new Set<string>();
+    for (const ref of pluginRefs(next)) successors.add(handOverKey(ref));
     for (const created of this.plugins) {
       if (typeof created.instance.handOver !== 'function') continue;
-      let list = out.get(created.ref.identity);
-      if (!list) out.set(created.ref.identity, (list = []));
+      let list = byIdentity.get(created.ref.identity);
+      if (!list) byIdentity.set(created.ref.identity, (list = []));
       list.push(created);
+      if (successors.has(handOverKey(created.ref))) reserved.add(created);
     }
-    return out;
+    return { byIdentity, reserved };
   }
 
   /**
    * The state a running instance hands to `ref`'s new instance: one with the
    * same identity and the same module (after a plugin file is edited, its
-   * new code does not receive the old code's objects), preferably the one at
-   * the same key path — pools are named, so a pool's strategy keeps its own
-   * state when pools with alike strategies are reordered or one is inserted
-   * before it. Each running instance hands over at most once per build, and
-   * only when it has a successor.
+   * new code does not receive the old code's objects), the one at the same
+   * key path when there is one — pools are named, so a pool's strategy keeps
+   * its own state when pools with alike strategies are reordered or one is
+   * inserted before it — else one whose key path the new configuration no
+   * longer holds (a renamed pool). Each running instance hands over at most
+   * once per build, and only when it has a successor.
    */
-  private handOver(predecessors: Map<string, CreatedPlugin[]>, ref: PluginRef): unknown {
-    const list = predecessors.get(ref.identity);
+  private handOver(predecessors: Predecessors, ref: PluginRef): unknown {
+    const list = predecessors.byIdentity.get(ref.identity);
     if (list === undefined) return undefined;
     let i = list.findIndex((p) => p.ref.definition === ref.definition && p.ref.keyPath === ref.keyPath);
-    if (i === -1) i = list.findIndex((p) => p.ref.definition === ref.definition);
+    if (i === -1) i = list.findIndex((p) => p.ref.definition === ref.definition && !predecessors.reserved.has(p));
     if (i === -1) return undefined;
     const { instance } = list.splice(i, 1)[0]!;
     try {

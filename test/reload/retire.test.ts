@@ -192,3 +192,28 @@ test('pools with alike strategies each keep their own state when a reload reorde
   assert.equal((await request(`${sy.url}/b`)).body, 'b2');
   assert.deepEqual(recorder.events, ['own state', 'own state']);
 });
+
+test('a pool inserted before pools with alike strategies takes none of their states: each keeps its own', async (t) => {
+  recorder.events.length = 0;
+  const [b1, b2, b3] = [await startBackend('b1'), await startBackend('b2'), await startBackend('b3')];
+  const pool = (name: string, backend: TestBackend) =>
+    `[pools.${name}]\nstrategy = "./remembering.mjs"\nbackends = [{ url = "${backend.url}" }]\n`;
+  const route = (name: string) => `[[routes]]\nmatch = { path_prefix = "/${name}" }\npool = "${name}"\n`;
+  const config = (pools: string, routes: string) => `[server]\nlisten = "127.0.0.1:0"\n\n${pools}\n${routes}`;
+  const sy = await startSwitchyard({
+    toml: config(pool('a', b1) + pool('b', b2), route('a') + route('b')),
+    files: { 'remembering.mjs': REMEMBERING_STRATEGY_MJS },
+  });
+  t.after(async () => {
+    await sy.close();
+    await Promise.all([b1.close(), b2.close(), b3.close()]);
+  });
+  assert.equal((await request(`${sy.url}/a`)).body, 'b1');
+  assert.equal((await request(`${sy.url}/b`)).body, 'b2');
+  await sy.reload(config(pool('c', b3) + pool('a', b1) + pool('b', b2), route('c') + route('a') + route('b')));
+  assert.equal((await request(`${sy.url}/c`)).body, 'b3');
+  assert.equal((await request(`${sy.url}/a`)).body, 'b1');
+  assert.equal((await request(`${sy.url}/b`)).body, 'b2');
+  // The new pool c starts fresh (it logs nothing); a and b find their own state.
+  assert.deepEqual(recorder.events, ['own state', 'own state']);
+});
