@@ -18,8 +18,8 @@
  * X-Forwarded-* request headers belong to the core (it writes them from the
  * connection and `trusted_proxies`); configuring them here is an error, as is
  * touching the headers that frame the message (Content-Length,
- * Transfer-Encoding and the hop-by-hop ones) and a request's Expect — in any
- * spelling with `_` for `-`. A request's Host may be set, not added (a
+ * Transfer-Encoding and the hop-by-hop ones) and setting or adding a
+ * request's Expect — in any spelling with `_` for `-`. A request's Host may be set, not added (a
  * second Host makes the request unsendable). A value must be one line that Node can write:
  * tab, printable ASCII or Latin-1 (up to U+00FF).
  *
@@ -128,7 +128,8 @@ function anyCase(literal: string): string {
 function namePattern(direction: 'request' | 'response', op: 'set' | 'add' | 'remove'): string {
   const managed = FRAMING.map((n) => `${anyCase(n)}$`);
   if (direction === 'request') {
-    for (const n of REQUEST_ONLY_MANAGED) managed.push(`${anyCase(n)}$`);
+    // Removing one stays allowed: harmless (the core drops it anyway), and configs from before it was managed keep loading.
+    if (op !== 'remove') for (const n of REQUEST_ONLY_MANAGED) managed.push(`${anyCase(n)}$`);
     managed.push(anyCase('x-forwarded-'));
     if (op === 'add') managed.push(`${anyCase('host')}$`);
   }
@@ -200,7 +201,7 @@ export const schema = {
 function checkName(direction: 'request' | 'response', op: string, name: string): string {
   const lower = name.toLowerCase();
   const folded = lower.replaceAll('_', '-');
-  if (FRAMING_SET.has(folded) || (direction === 'request' && REQUEST_ONLY_MANAGED.includes(folded))) {
+  if (FRAMING_SET.has(folded) || (direction === 'request' && op !== 'remove' && REQUEST_ONLY_MANAGED.includes(folded))) {
     throw new Error(`headers: ${direction}.${op} names "${name}", which the core manages (it frames the message or belongs to one connection); remove it from the headers plugin`);
   }
   if (direction === 'request' && op === 'add' && folded === 'host') {

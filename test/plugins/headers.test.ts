@@ -67,6 +67,7 @@ const goodTables = [
   { desc: 'values with tab and Latin-1', table: { response: { set: { 'X-A': 'caf\u00e9\tok' } } } },
   { desc: 'Expect on the response', table: { response: { set: { Expect: 'x' } } } },
   { desc: 'Host set on the request', table: { request: { set: { Host: 'internal.example' } } } },
+  { desc: 'Expect removed from the request (a config from before Expect was managed: harmless, the core drops it)', table: { request: { remove: ['Expect'] } } },
   { desc: 'names that only start like a managed one', table: { request: { set: { 'TE-Custom': '1', 'Connection-Id': '2', 'X-Forwarded': '3' } } } },
   { desc: 'X-Forwarded-Host on the response', table: { response: { set: { 'X-Forwarded-Host': 'a' } } } },
 ];
@@ -100,6 +101,10 @@ for (const { desc, ops, direction, match } of refused) {
     assert.throws(() => compileHeaderOps(ops, direction), match);
   });
 }
+
+test('create() accepts Expect in request.remove: harmless, and configs from before it was managed keep loading', () => {
+  assert.doesNotThrow(() => compileHeaderOps({ remove: ['Expect'] }, 'request'));
+});
 
 test('X-Forwarded-* is allowed on responses (the core sets it only upstream)', () => {
   assert.deepEqual(compileHeaderOps({ set: { 'X-Forwarded-Host': 'a' } }, 'response').setNames, ['x-forwarded-host']);
