@@ -274,6 +274,7 @@ class Loader {
       headersTimeout: parseDuration(raw.headers_timeout as string),
       bodyTimeout: parseDuration(raw.body_timeout as string),
       idleTimeout: parseDuration(raw.idle_timeout as string),
+      sendTimeout: parseDuration(raw.send_timeout as string),
       shutdownGrace: parseDuration(raw.shutdown_grace as string),
       trustedProxies: raw.trusted_proxies as string[],
       forwardedHeader: raw.forwarded_header as boolean,

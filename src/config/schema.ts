@@ -204,7 +204,12 @@ export const coreSchema: JsonSchema = {
           '30s',
           TIMER_BOUNDS,
         ),
-        idle_timeout: durationSchema('Keep-alive client connections idle longer than this are closed.', '60s', TIMER_BOUNDS),
+        idle_timeout: durationSchema('Keep-alive client connections idle longer than this are closed; also the inactivity limit of a WebSocket tunnel.', '60s', TIMER_BOUNDS),
+        send_timeout: durationSchema(
+          'A client that stops taking a response (what was written to it stays unread) for this long is cut, and the backend request cancelled (nginx: send_timeout).',
+          '60s',
+          TIMER_BOUNDS,
+        ),
         shutdown_grace: durationSchema(
           'On SIGTERM/SIGINT: stop accepting, let in-flight requests finish for this long, then exit ("0s": cut them at once).',
           '10s',

@@ -27,6 +27,8 @@ export interface ServerConfig {
   readonly headersTimeout: number;
   readonly bodyTimeout: number;
   readonly idleTimeout: number;
+  /** How long a client may leave a response's written bytes unread before it is cut. */
+  readonly sendTimeout: number;
   readonly shutdownGrace: number;
   readonly trustedProxies: readonly string[];
   /** Send RFC 7239 `Forwarded` as well as X-Forwarded-*. */

@@ -13,12 +13,12 @@
  * connection — for good: undici does not time out a body it was asked to
  * pause, and nothing else watches a response being written. So a client
  * that fell behind (a write had to be buffered) and has not caught up
- * within `idle_timeout` (the `stallMs` of attach()) gets its connection
+ * within `send_timeout` (the `stallMs` of attach()) gets its connection
  * cut, as by HAProxy's `timeout client` or nginx's `send_timeout`. A slow
  * client that keeps reading catches up between pauses; but Node sees its
  * progress only when the kernel reports the socket writable again (a part
  * of its send buffer freed), so one slower than that amount per
- * `idle_timeout` is cut as well — as it would be by nginx.
+ * `send_timeout` is cut as well — as it would be by nginx.
  */
 import type { ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';

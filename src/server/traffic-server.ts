@@ -386,7 +386,7 @@ export class TrafficServer {
       this.#pipelineFailed(ctx, route, new LbError('LB_ERR_PLUGIN', message, { cause: err }));
       return;
     }
-    response.exchange.attach(ctx.res, (ctx.res as TrackedResponse)[kGeneration]!.config.server.idleTimeout);
+    response.exchange.attach(ctx.res, (ctx.res as TrackedResponse)[kGeneration]!.config.server.sendTimeout);
   }
 
   /**
@@ -439,7 +439,7 @@ export class TrafficServer {
     res.shouldKeepAlive = false;
     res.assignSocket(socket);
     res.once('finish', endUpgradeAnswer);
-    // Read when a refused upgrade's answer is streamed (its idle_timeout); the generation is left by the caller.
+    // Read when a refused upgrade's answer is streamed (its send_timeout); the generation is left by the caller.
     (res as TrackedResponse)[kGeneration] = generation;
     const route = this.#admit(req, res, generation);
     if (route === undefined) return;

@@ -125,7 +125,7 @@ plugin = "no-such-plugin"
 test('a core-schema problem hides none of the others: plugin tables and pool references are still checked, and all come in file order', async () => {
   assert.deepEqual(await issuesOf(MANY), [
     '2 server.listen: port 99999 is out of range: write a port from 1 to 65535 (or 0 for any free port)',
-    '3 server.bogus: unknown key "bogus"; allowed keys here: listen, workers, max_body, max_header_size, max_headers_count, headers_timeout, body_timeout, idle_timeout, shutdown_grace, trusted_proxies, forwarded_header, tls',
+    '3 server.bogus: unknown key "bogus"; allowed keys here: listen, workers, max_body, max_header_size, max_headers_count, headers_timeout, body_timeout, idle_timeout, send_timeout, shutdown_grace, trusted_proxies, forwarded_header, tls',
     '6 pools.web.strategy.replicas: must be integer (got the string "many")',
     '9 pools.web.backends[1].weight: must be >= 1',
     '14 pools.web.health.path: must be string (got the number 5)',

@@ -96,7 +96,7 @@ describe('client-side timeouts', () => {
     assert.ok(Date.now() - started < 2500, `closed after ${Date.now() - started}ms`);
   });
 
-  it('idle_timeout: a client that stops reading a response is cut and the backend request cancelled; one that reads slowly is not', async () => {
+  it('send_timeout: a client that stops reading a response is cut and the backend request cancelled; one that reads slowly is not, nor is either by a short idle_timeout', async () => {
     const chunk = Buffer.alloc(64 * 1024, 97);
     const total = 64 * 1024 * 1024;
     const ended: Promise<boolean>[] = [];
@@ -120,7 +120,8 @@ describe('client-side timeouts', () => {
       toml: `
         [server]
         listen = "127.0.0.1:0"
-        idle_timeout = "300ms"
+        send_timeout = "300ms"
+        idle_timeout = "100ms"
         [pools.web]
         backends = [{ url = "${big.url}" }]
       `,
