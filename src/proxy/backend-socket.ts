@@ -32,6 +32,14 @@ function onBackendSocketError(this: Socket, err: SocketFailure): void {
 }
 
 /**
+ * Whether `err` broke a backend connection once it was established (TLS
+ * handshake done): anything before that is a failure to connect.
+ */
+export function failedOnConnectedSocket(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && kOnUsedSocket in err;
+}
+
+/**
  * Whether `err` broke a backend connection that had already read bytes:
  * for a request that got no response head, a kept-alive connection that
  * went stale, never one opened for it.

@@ -4,6 +4,7 @@
  * Node errors (ECONNREFUSED is not an undici error).
  */
 import { LbError, type ErrorCode } from '../errors.js';
+import { failedOnConnectedSocket } from './backend-socket.js';
 
 const BY_CODE: Record<string, ErrorCode> = {
   ECONNREFUSED: 'LB_ERR_UPSTREAM_CONNECT',
@@ -98,7 +99,10 @@ export function upstreamErrorCode(err: unknown): ErrorCode {
   }
   // The HPE_* code llhttp's errors are meant to carry (an undici that fills it in again).
   if (code.startsWith('HPE_')) return 'LB_ERR_UPSTREAM_PROTOCOL';
-  if (isTlsConnectFailure(code)) return 'LB_ERR_UPSTREAM_CONNECT';
+  // Only while connecting: a TLS error on an established connection (a bad
+  // record) may come after the request was sent, and a connect error would
+  // let the retry plugin send even a POST again.
+  if (isTlsConnectFailure(code) && !failedOnConnectedSocket(err)) return 'LB_ERR_UPSTREAM_CONNECT';
   return BY_CODE[code] ?? 'LB_ERR_UPSTREAM_RESET';
 }
 

@@ -8,9 +8,11 @@
 import { after, before, describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type net from 'node:net';
+import { Socket } from 'node:net';
 import { Pool } from 'undici';
 import { LbError, type ErrorCode } from '../../src/errors.js';
 import { isBackendFault, upstreamError, upstreamErrorCode } from '../../src/proxy/upstream-errors.js';
+import { watchBackendSocket } from '../../src/proxy/backend-socket.js';
 import { readRequestHead, startRawBackend } from '../helpers/raw-http.js';
 
 const UNDICI_ANSWERS: { desc: string; answer: (socket: net.Socket) => void; code: ErrorCode }[] = [
@@ -116,3 +118,17 @@ for (const { code, fault } of FAULTS) {
     assert.equal(isBackendFault(new LbError(code)), fault);
   });
 }
+
+test('a TLS error is a connect failure only before the connection was established; after, a broken connection (never replayed as unsent)', () => {
+  const tlsError = (code: string) => Object.assign(new Error(code), { code });
+  // During the handshake: the connector's callback gets it, no socket was watched yet.
+  assert.equal(upstreamErrorCode(tlsError('ERR_SSL_WRONG_VERSION_NUMBER')), 'LB_ERR_UPSTREAM_CONNECT');
+  assert.equal(upstreamErrorCode(tlsError('DEPTH_ZERO_SELF_SIGNED_CERT')), 'LB_ERR_UPSTREAM_CONNECT');
+  // On a connected (watched) backend socket, as undici reports it.
+  const socket = new Socket();
+  watchBackendSocket(socket);
+  const late = tlsError('ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC');
+  socket.emit('error', late);
+  assert.equal(upstreamErrorCode(late), 'LB_ERR_UPSTREAM_RESET');
+  socket.destroy();
+});
