@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { startSwitchyard, type RunningSwitchyard } from '../../src/testing.js';
 import { readRequestHead, sendRaw, startRawBackend } from '../helpers/raw-http.js';
+import { waitFor } from '../helpers/waiting.js';
 
 const OK = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
 
@@ -144,11 +145,3 @@ describe('backend connections that break', () => {
     await waitFor(() => lb.logs.slice(logged).some((l) => l.level === 40 && /broke off/.test(l.msg)));
   });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

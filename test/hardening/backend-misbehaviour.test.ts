@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import type net from 'node:net';
 import { startSwitchyard, type RunningSwitchyard } from '../../src/testing.js';
 import { readRequestHead, sendRaw, startCapturingBackend, startRawBackend, type CapturingBackend } from '../helpers/raw-http.js';
+import { waitFor } from '../helpers/waiting.js';
 
 type Behaviour = (socket: net.Socket, head: string) => void;
 
@@ -190,14 +191,6 @@ describe('backend misbehaviour', () => {
     assert.match(result.responses[0]!.headers['transfer-encoding'] ?? '', /chunked/);
   });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /**
  * A plugin may still be working after `await next()` (logging somewhere,

@@ -10,6 +10,7 @@ import http from 'node:http';
 import { WHOLE_BODY_LIMIT } from '../../src/server/whole-body.js';
 import { startSwitchyard, startBackend, type RunningSwitchyard, type TestBackend } from '../../src/testing.js';
 import { parseResponses, sendRaw, startCapturingBackend, type CapturingBackend, type RawResponse } from '../helpers/raw-http.js';
+import { waitFor } from '../helpers/waiting.js';
 
 /** Sends a head and then `bodyBytes` of body (as fast as the proxy takes it); resolves with the first response and whether the connection then closed. */
 function uploadAndRead(port: number, head: string, body: Buffer): Promise<{ response: RawResponse | undefined; closed: boolean; ms: number }> {
@@ -304,11 +305,3 @@ describe('max_connections and the wait queue', () => {
     await waitFor(() => stats.active === 0);
   });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

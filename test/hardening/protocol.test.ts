@@ -12,6 +12,7 @@ import { once } from 'node:events';
 import { MAX_WAITING } from '../../src/server/connection-turn.js';
 import { startSwitchyard, startBackend, type RunningSwitchyard, type TestBackend } from '../../src/testing.js';
 import { parseResponses, sendRaw } from '../helpers/raw-http.js';
+import { waitFor } from '../helpers/waiting.js';
 
 describe('HTTP/1.x protocol behaviour', () => {
   let backend: TestBackend;
@@ -331,11 +332,3 @@ describe('pipelined requests: one at a time per connection', () => {
     }
   });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

@@ -11,6 +11,7 @@ import { WHOLE_BODY_LIMIT } from '../../src/server/whole-body.js';
 import { startSwitchyard, startBackend, type RunningSwitchyard, type TestBackend } from '../../src/testing.js';
 import { startHangingListener, type HangingListener } from '../helpers/hanging-listener.js';
 import { sendRaw, startCapturingBackend, startRawBackend, type CapturingBackend } from '../helpers/raw-http.js';
+import { waitFor, within } from '../helpers/waiting.js';
 
 describe('client-side timeouts', () => {
   let backend: CapturingBackend;
@@ -271,22 +272,3 @@ describe('backend-side timeouts', () => {
     assert.ok(Date.now() - started < 1500);
   });
 });
-
-/** `promise`, or a rejection naming `what` past `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(what)), ms)));
-  try {
-    return await Promise.race([promise, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

@@ -21,6 +21,7 @@ import type { Socket } from 'node:net';
 import { startSwitchyard, type RunningSwitchyard } from '../../src/testing.js';
 import { parseResponses, sendRaw, startCapturingBackend, type CapturingBackend } from '../helpers/raw-http.js';
 import { startLb } from '../helpers/lb-process.js';
+import { waitFor } from '../helpers/waiting.js';
 
 /** Sends raw bytes over TLS and collects the answer until the server closes or `responses` arrived. */
 function sendTls(port: number, ca: Buffer, payload: string, responses = 1): Promise<string> {
@@ -299,11 +300,3 @@ describe('https backends', () => {
     }
   });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
