@@ -14,6 +14,19 @@ export interface OpenTunnel {
 
 const tunnels = new WeakMap<Backend, Set<OpenTunnel>>();
 
+/** How a released backend's tunnels are closed (see closeTunnelsAfter). */
+interface Release {
+  readonly graceMs: number;
+  readonly onClosed: (count: number) => void;
+}
+
+/**
+ * Backends the registry let go of. An Upgrade whose handshake outlasted
+ * the grace of the generation it started on opens its tunnel after that:
+ * it gets the same grace from then on, instead of staying open for good.
+ */
+const released = new WeakMap<Backend, Release>();
+
 /** Open Upgrade tunnels to `backend`. */
 export function tunnelCount(backend: Backend): number {
   return tunnels.get(backend)?.size ?? 0;
@@ -25,6 +38,8 @@ export function tunnelOpened(backend: Backend, tunnel: OpenTunnel): void {
   if (open === undefined) tunnels.set(backend, (open = new Set()));
   open.add(tunnel);
   backend.active++;
+  const release = released.get(backend);
+  if (release !== undefined) setTimeout(closeTunnels, release.graceMs, backend, release.onClosed).unref();
 }
 
 export function tunnelClosed(backend: Backend, tunnel: OpenTunnel): void {
@@ -39,6 +54,7 @@ export function tunnelClosed(backend: Backend, tunnel: OpenTunnel): void {
  * long as it is used, out of sight of /status.
  */
 export function closeTunnelsAfter(backend: Backend, graceMs: number, onClosed: (count: number) => void): void {
+  released.set(backend, { graceMs, onClosed });
   if (tunnelCount(backend) === 0) return;
   setTimeout(closeTunnels, graceMs, backend, onClosed).unref();
 }

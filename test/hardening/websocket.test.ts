@@ -51,19 +51,30 @@ async function startWebSocketBackend(name: string): Promise<WebSocketBackend> {
     upgrades.push({ req, socket });
     // Never answered: the client gives up first.
     if (req.url === '/never') return;
+    // Answered late: the switch outlasts a reload's shutdown_grace.
+    if (req.url === '/late') {
+      setTimeout(() => switchProtocols(req, socket, name), 800);
+      return;
+    }
     if (req.url === '/forbidden') {
       socket.end('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 9\r\nConnection: close\r\n\r\nforbidden');
       return;
     }
-    const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}${GUID}`).digest('base64');
-    socket.write(
-      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nX-Backend: ${name}\r\n\r\n`,
-    );
-    socket.on('data', (d: Buffer) => socket.write(serverFrame(`${name}:${frameText(d)}`)));
-    // Like a real WebSocket server: the peer ending its half ends the connection (/stubborn does not).
-    if (req.url !== '/stubborn') socket.on('end', () => socket.end());
+    switchProtocols(req, socket, name);
   });
   return { backend, upgrades };
+}
+
+/** The backend's side of a WebSocket: the 101, then an echo of each frame prefixed with its name. */
+function switchProtocols(req: IncomingMessage, socket: net.Socket, name: string): void {
+  if (socket.destroyed) return;
+  const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}${GUID}`).digest('base64');
+  socket.write(
+    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nX-Backend: ${name}\r\n\r\n`,
+  );
+  socket.on('data', (d: Buffer) => socket.write(serverFrame(`${name}:${frameText(d)}`)));
+  // Like a real WebSocket server: the peer ending its half ends the connection (/stubborn does not).
+  if (req.url !== '/stubborn') socket.on('end', () => socket.end());
 }
 
 interface ClientTunnel {
@@ -351,6 +362,27 @@ describe('WebSocket tunnels across a reload', () => {
     } finally {
       staying.socket.destroy();
       going.socket.destroy();
+    }
+  });
+
+  it('an Upgrade answered after the grace of the reload that removed its backend: its tunnel gets the grace from then on, and closes', async () => {
+    await lb.reload(toml(bothPools()));
+    const pending = openWebSocket(lb.port, '/late');
+    await waitFor(() => removed.upgrades.some((u) => u.req.url === '/late'));
+    await lb.reload(toml(`
+      [pools.kept]
+      backends = [{ url = "${kept.backend.url}" }]
+      [pools.removed]
+      backends = [{ url = "${kept.backend.url}" }]
+    `));
+    const late = await pending;
+    try {
+      assert.match(late.head, /X-Backend: removed/i, 'the switch went through');
+      const openedAt = Date.now();
+      await within(late.closed, 3000, 'the late tunnel to the removed backend was still open 3 s after it opened');
+      assert.ok(Date.now() - openedAt >= 250, `closed ${Date.now() - openedAt}ms after it opened`);
+    } finally {
+      late.socket.destroy();
     }
   });
 });
