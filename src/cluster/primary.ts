@@ -27,7 +27,9 @@ import { ConfigSaves, readConfigSave, type ConfigSave } from '../server/config-s
 import { PLUGIN_DEADLINES } from '../server/generation.js';
 import { locatePluginFailure, problemsOf } from '../server/reload-history.js';
 import { Switchyard, type PreparedReload, type RootLogger } from '../server/switchyard.js';
+import { sameListen } from '../server/listener-settings.js';
 import { ClusterAdminSource } from './aggregate-source.js';
+import { probeListen } from './listen-probe.js';
 import type { BackendStateUpdate, PrepareMessage, PrimaryMessage } from './messages.js';
 import { workerCount } from './worker-count.js';
 import { WorkerSlot, type SlotEvents, type WorkerAnswer, type WorkerExit } from './worker-slot.js';
@@ -234,6 +236,12 @@ export class ClusterPrimary {
       return false;
     }
     const generation = prepared.generation;
+    const refused = await this.#tryNewAddress(lb.generation.config, generation.config);
+    if (refused !== undefined) {
+      await prepared.abort([refused]);
+      this.#notApplied(trigger, [refused], []);
+      return false;
+    }
     await this.#settleStarting();
     // Every worker that has its configuration and serves (or will): a stopping one serves nothing new.
     const takingPart = this.#slots.filter((slot) => slot.alive && slot.configured && slot.state !== 'stopping');
@@ -294,6 +302,27 @@ export class ClusterPrimary {
     }
     this.#resize(workerCount(generation.config.server.workers));
     return true;
+  }
+
+  /**
+   * When `next` moves the traffic listener, whether this process can listen
+   * on its address (listen-probe.ts: a worker that cannot would leak a
+   * socket here and there). Returns the problem, worded as a worker's bind
+   * failure is, or undefined when the address is free or unchanged.
+   */
+  async #tryNewAddress(running: LbConfig, next: LbConfig): Promise<string | undefined> {
+    const { host, port } = next.server.listen;
+    // Port 0 is any free port: never taken.
+    if (port === 0 || sameListen(running.server.listen, next.server.listen)) return undefined;
+    try {
+      await probeListen(host, port);
+      return undefined;
+    } catch (err) {
+      const configured = running.server.listen;
+      // With port 0 the configuration does not say where the workers listen; they said so when they started.
+      const at = configured.port !== 0 ? `${configured.host}:${configured.port}` : (this.#slots.find((slot) => slot.listen !== null)?.listen ?? 'the running address');
+      return `cannot listen on ${host}:${port}: ${(err as Error).message}; still listening on ${at} — free the address or choose another in server.listen`;
+    }
   }
 
   /** Logs, once for the cluster, a configuration that was not applied: it changed nothing anywhere. */
