@@ -32,6 +32,8 @@ export async function runProcess(options: RunOptions): Promise<void> {
   const lb = await startFrom(config, source, logger);
 
   let reloading = Promise.resolve();
+  /** Set on SIGTERM/SIGINT: from then on saves and SIGHUP change nothing, and that is no error (as in a cluster's primary). */
+  let shuttingDown = false;
   /**
    * `force` (SIGHUP) reloads even when lb.toml is unchanged: plugin modules
    * and TLS certificates it names may have changed on their own.
@@ -39,6 +41,10 @@ export async function runProcess(options: RunOptions): Promise<void> {
   const saves = new ConfigSaves();
   const reload = (trigger: string, force: boolean) => {
     reloading = reloading.then(async () => {
+      if (shuttingDown) {
+        logger.debug({ trigger }, 'shutting down: lb.toml is not reloaded');
+        return;
+      }
       let save: ConfigSave | undefined;
       try {
         save = await readConfigSave(options.file);
@@ -56,6 +62,11 @@ export async function runProcess(options: RunOptions): Promise<void> {
       } catch (err) {
         if (save !== undefined) saves.decided(save, false);
         const problems = problemsOf(err);
+        // A reload under way when the shutdown began: it undid itself, nothing went wrong.
+        if (shuttingDown) {
+          logger.debug({ trigger, problems }, 'shutting down: the reload under way was not applied');
+          return;
+        }
         logger.error(
           { trigger, generation: lb.generation.id, problems },
           `configuration not applied, still serving generation ${lb.generation.id}:\n${problems.join('\n')}`,
@@ -74,7 +85,6 @@ export async function runProcess(options: RunOptions): Promise<void> {
   }
   process.on('SIGHUP', () => reload('SIGHUP', true));
 
-  let shuttingDown = false;
   const shutdown = (signal: 'SIGTERM' | 'SIGINT') => {
     if (shuttingDown) {
       // A second signal: the operator does not want to wait for in-flight requests.

@@ -106,6 +106,25 @@ describe('graceful shutdown (lb run)', () => {
     assert.equal(code, 0);
   });
 
+  it('SIGHUP during the graceful shutdown changes nothing and is no error: the request finishes, nothing says a configuration was refused, exit 0', async () => {
+    const lb = await start('hup-while-stopping');
+    const hitsBefore = backend.hits;
+    const slow = sendRaw(lb.port, 'GET /slow HTTP/1.1\r\nHost: a\r\n\r\n', { timeoutMs: 5000 });
+    while (backend.hits === hitsBefore) await new Promise((r) => setTimeout(r, 5));
+    const exit = once(lb.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+    lb.child.kill('SIGTERM');
+    const stopping = lb.logs.indexOf(await lb.waitForLog((l) => /shutting down gracefully/.test(l.msg)));
+    // The /slow request holds the shutdown for about a second: the SIGHUP is handled meanwhile.
+    lb.child.kill('SIGHUP');
+    const result = await slow;
+    assert.deepEqual(result.responses.map((r) => r.body), ['slow done'], result.text);
+    const [code] = await exit;
+    assert.equal(code, 0);
+    const since = lb.logs.slice(stopping + 1);
+    assert.deepEqual(since.filter((l) => l.level >= 50 || /not applied/.test(l.msg)).map((l) => l.msg), []);
+    assert.deepEqual(since.map((l) => l.msg), ['shutdown complete']);
+  });
+
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     it(`a second ${signal} exits at once, without waiting for in-flight requests`, async () => {
       const lb = await start(`twice-${signal}`);
