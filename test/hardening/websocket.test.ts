@@ -77,6 +77,14 @@ function switchProtocols(req: IncomingMessage, socket: net.Socket, name: string)
   if (req.url !== '/stubborn') socket.on('end', () => socket.end());
 }
 
+/** Closes each backend and the tunnels it still holds (some may never have started). */
+async function closeWebSocketBackends(backends: readonly (WebSocketBackend | undefined)[]): Promise<void> {
+  for (const b of backends) {
+    for (const u of b?.upgrades ?? []) u.socket.destroy();
+    await b?.backend.close();
+  }
+}
+
 interface ClientTunnel {
   socket: net.Socket;
   /** The response head (status line and headers). */
@@ -153,10 +161,7 @@ describe('WebSocket passthrough', () => {
   });
   after(async () => {
     await lb?.close();
-    for (const b of [one, two]) {
-      for (const u of b?.upgrades ?? []) u.socket.destroy();
-      await b?.backend.close();
-    }
+    await closeWebSocketBackends([one, two]);
   });
 
   it('handshake through the proxy, frames both ways', async () => {
@@ -321,6 +326,14 @@ describe('WebSocket tunnels across a reload', () => {
     backends = [{ url = "${removed.backend.url}" }]
   `;
 
+  // The pool "removed" now serves from the kept backend: its own backend goes.
+  const removedBackendGone = () => `
+    [pools.kept]
+    backends = [{ url = "${kept.backend.url}" }]
+    [pools.removed]
+    backends = [{ url = "${kept.backend.url}" }]
+  `;
+
   before(async () => {
     kept = await startWebSocketBackend('kept');
     removed = await startWebSocketBackend('removed');
@@ -328,10 +341,7 @@ describe('WebSocket tunnels across a reload', () => {
   });
   after(async () => {
     await lb?.close();
-    for (const b of [kept, removed]) {
-      for (const u of b?.upgrades ?? []) u.socket.destroy();
-      await b?.backend.close();
-    }
+    await closeWebSocketBackends([kept, removed]);
   });
 
   it('a reload that removes its backend: the tunnel gets shutdown_grace, then both sides close; a tunnel to a backend that stays is kept', async () => {
@@ -342,13 +352,7 @@ describe('WebSocket tunnels across a reload', () => {
       const goingBackend = lb.lb.registry.get(removed.backend.url)!;
       const backendSide = removed.upgrades.at(-1)!.socket;
       const backendClosed = new Promise<void>((resolve) => backendSide.once('close', () => resolve()));
-      // The pool "removed" goes, and with it its only backend.
-      await lb.reload(toml(`
-        [pools.kept]
-        backends = [{ url = "${kept.backend.url}" }]
-        [pools.removed]
-        backends = [{ url = "${kept.backend.url}" }]
-      `));
+      await lb.reload(toml(removedBackendGone()));
       const reloadedAt = Date.now();
       going.socket.write(clientFrame('in grace'));
       assert.equal(frameText(await going.next()), 'removed:in grace', 'served during the grace period');
@@ -369,12 +373,7 @@ describe('WebSocket tunnels across a reload', () => {
     await lb.reload(toml(bothPools()));
     const pending = openWebSocket(lb.port, '/late');
     await waitFor(() => removed.upgrades.some((u) => u.req.url === '/late'));
-    await lb.reload(toml(`
-      [pools.kept]
-      backends = [{ url = "${kept.backend.url}" }]
-      [pools.removed]
-      backends = [{ url = "${kept.backend.url}" }]
-    `));
+    await lb.reload(toml(removedBackendGone()));
     const late = await pending;
     try {
       assert.match(late.head, /X-Backend: removed/i, 'the switch went through');

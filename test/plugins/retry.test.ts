@@ -19,6 +19,7 @@ import { startHangingListener } from '../helpers/hanging-listener.js';
 import { readRequestHead, startRawBackend } from '../helpers/raw-http.js';
 import { request } from '../helpers/http-client.js';
 import { assertDescribed } from '../helpers/schema-checks.js';
+import { within } from '../helpers/waiting.js';
 
 /** Through the contract, as the core calls it. */
 const retry: MiddlewareDefinition = retryPlugin;
@@ -485,7 +486,7 @@ backoff = "300ms"
     await failed;
     // The retry now waits 150-450 ms; the client gives up meanwhile.
     client.destroy();
-    await Promise.race([finished, new Promise((_, reject) => setTimeout(() => reject(new Error('the pipeline never finished')), 5000).unref())]);
+    await within(finished, 5000, 'the pipeline never finished');
     assert.equal(failing.hits, 1);
     assert.equal(healthy.hits, 0, 'the abandoned DELETE was sent again');
   } finally {
