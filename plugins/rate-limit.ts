@@ -263,16 +263,21 @@ export const schema = {
 export async function createStore(config: RateLimitConfig, logger: Logger): Promise<RateLimitStore> {
   if (config.store === 'redis') {
     const { RedisBucketStore } = await import('./rate-limit/redis-store.js');
-    return new RedisBucketStore({
+    const timeoutMs = parseDuration(config.redis_timeout);
+    const store = new RedisBucketStore({
       url: config.redis_url!,
       rate: config.rate,
       burst: config.burst,
       failure: config.redis_failure,
-      timeoutMs: parseDuration(config.redis_timeout),
+      timeoutMs,
       // Limits with other parameters (or keys) must not share buckets.
       keyPrefix: `switchyard:rl:${config.rate}:${config.burst}:${config.key}:`,
       logger,
     });
+    // The first requests get a decision from Redis, not a failure while it connects. Redis
+    // down delays the start by redis_timeout, at most a second (far inside create()'s deadline).
+    await store.connected(Math.min(timeoutMs, 1000));
+    return store;
   }
   return new MemoryBucketStore(config.rate, config.burst, config.max_keys);
 }

@@ -6,9 +6,13 @@
  * reloads), never one per request.
  *
  * When Redis is unreachable or slow, requests are not held: each decision
- * fails open (allowed) or closed (refused) after `timeoutMs`, as configured.
- * Each outage is logged once, when a command first fails, and its end once,
- * when Redis first answers a command again.
+ * fails open (allowed) or closed (refused) after `timeoutMs`, as configured,
+ * and at once while a command that timed out is still unanswered: then only
+ * that one waits in the connection, so a stalled Redis cannot make commands
+ * (and memory) pile up at the request rate. Each outage is logged once, when
+ * a command first fails, and its end once, when Redis has answered every
+ * command in time for a second: a Redis whose latency hovers around the
+ * timeout is one outage, not a warning every few requests.
  */
 import { Redis } from 'ioredis';
 import type { Logger } from '../../src/index.js';
@@ -52,6 +56,23 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
 return { allowed, math.floor(tokens * 1000 + ${EPSILON}) }
 `;
 
+/** How long Redis must answer every command in time before an outage is logged as over. */
+export const RECOVERY_MS = 1000;
+
+/** The URL as logs may show it: a password in it is masked. */
+export function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password === '') return url;
+    parsed.password = '***';
+    return parsed.href;
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, '//***@');
+  }
+}
+
+const TIMED_OUT = new Error('Command timed out');
+
 type ScriptedRedis = Redis & { takeToken(key: string, rate: number, burst: number): Promise<[number, number]> };
 
 export interface RedisStoreOptions {
@@ -70,15 +91,26 @@ export class RedisBucketStore implements RateLimitStore {
   readonly #redis: ScriptedRedis;
   readonly #options: RedisStoreOptions;
   readonly #failed: Decision;
+  /** For logs: never the password. */
+  readonly #where: string;
+  /** Connected once, or given up waiting for that: see `connected()`. */
+  readonly #firstReady: Promise<void>;
   #available = true;
+  /** While unavailable: since when every command was answered in time (0: one failed since). */
+  #answeredSince = 0;
+  /** Whether the last command that settled was answered in time. */
+  #answering = true;
+  /** Commands sent whose reply has not come (a timed-out one still waits in the connection). */
+  #unanswered = 0;
 
   constructor(options: RedisStoreOptions) {
     this.#options = options;
+    this.#where = redactedUrl(options.url);
+    // Timed by take() itself, which must know when a timed-out command is answered.
     this.#redis = new Redis(options.url, {
       // Fail fast instead of queueing requests behind a dead connection.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      commandTimeout: options.timeoutMs,
       connectTimeout: Math.max(1000, options.timeoutMs),
       retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
       lazyConnect: false,
@@ -86,8 +118,12 @@ export class RedisBucketStore implements RateLimitStore {
     this.#redis.defineCommand('takeToken', { numberOfKeys: 1, lua: TAKE_TOKEN });
     // Availability follows what commands see. A stalled server times commands
     // out while the connection stays up, so no 'ready' follows its recovery:
-    // the first command it answers again is what ends the outage.
+    // commands answered in time again (for RECOVERY_MS) are what end the outage.
     this.#redis.on('error', (err: Error) => this.#unavailable(err));
+    this.#firstReady = new Promise((resolve) => {
+      this.#redis.once('ready', resolve);
+      this.#redis.once('end', resolve);
+    });
     const burst = options.burst;
     this.#failed =
       options.failure === 'open'
@@ -95,25 +131,60 @@ export class RedisBucketStore implements RateLimitStore {
         : { allowed: false, limit: burst, remaining: 0, retryAfterMs: 1000, resetMs: 1000 };
   }
 
+  /**
+   * Resolves once the first connection is ready, or after `ms` (Redis down):
+   * so that requests right after a start or a reload do not fail open or
+   * closed while a healthy Redis is still being connected to.
+   */
+  connected(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+    return Promise.race([this.#firstReady, waited]).finally(() => clearTimeout(timer));
+  }
+
   #unavailable(err: Error): void {
+    this.#answering = false;
+    this.#answeredSince = 0;
     if (!this.#available) return;
     this.#available = false;
     this.#options.logger.warn(
-      { redis: this.#options.url, err: err.message },
-      `rate-limit: Redis at ${this.#options.url} is unavailable (${err.message}); failing ${this.#options.failure} until it is back`,
+      { redis: this.#where, err: err.message },
+      `rate-limit: Redis at ${this.#where} is unavailable (${err.message}); failing ${this.#options.failure} until it is back`,
     );
   }
 
-  #reachable(): void {
+  #answered(): void {
+    this.#answering = true;
+    if (this.#available) return;
+    const now = Date.now();
+    if (this.#answeredSince === 0) this.#answeredSince = now;
+    if (now - this.#answeredSince < RECOVERY_MS) return;
     this.#available = true;
-    this.#options.logger.info({ redis: this.#options.url }, `rate-limit: Redis at ${this.#options.url} is reachable again`);
+    this.#options.logger.info({ redis: this.#where }, `rate-limit: Redis at ${this.#where} is reachable again`);
+  }
+
+  #settled = (): void => {
+    this.#unanswered--;
+  };
+
+  /** The reply, or TIMED_OUT after `timeoutMs`; the command itself stays counted until its reply comes. */
+  #send(key: string): Promise<[number, number]> {
+    const { rate, burst, timeoutMs } = this.#options;
+    const reply = this.#redis.takeToken(key, rate, burst);
+    this.#unanswered++;
+    reply.then(this.#settled, this.#settled);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => (timer = setTimeout(reject, timeoutMs, TIMED_OUT)));
+    return Promise.race([reply, late]).finally(() => clearTimeout(timer));
   }
 
   async take(key: string): Promise<Decision> {
     const { rate, burst, keyPrefix } = this.#options;
+    // Redis stopped answering: until the command it has is answered, send no more.
+    if (!this.#answering && this.#unanswered > 0) return this.#failed;
     try {
-      const [allowed, milliTokens] = await this.#redis.takeToken(keyPrefix + key, rate, burst);
-      if (!this.#available) this.#reachable();
+      const [allowed, milliTokens] = await this.#send(keyPrefix + key);
+      this.#answered();
       const tokens = milliTokens / 1000;
       return {
         allowed: allowed === 1,

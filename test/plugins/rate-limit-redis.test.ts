@@ -2,8 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { Redis } from 'ioredis';
 import type { Logger } from '../../src/index.js';
-import { RedisBucketStore } from '../../plugins/rate-limit/redis-store.js';
+import { RECOVERY_MS, RedisBucketStore } from '../../plugins/rate-limit/redis-store.js';
 import { startSwitchyard, type RunningSwitchyard } from '../../src/testing.js';
 import { startBackend, type TestBackend } from '../helpers/backends.js';
 import { request } from '../helpers/http-client.js';
@@ -94,6 +95,28 @@ async function untilAnswered(store: RedisBucketStore, key: string): Promise<void
   throw new Error('Redis did not answer within 100 attempts');
 }
 
+/** Takes tokens back to back for `ms`, every one answered by Redis. */
+async function answeredFor(store: RedisBucketStore, key: string, ms: number): Promise<void> {
+  const started = Date.now();
+  while (Date.now() - started < ms) {
+    assert.equal((await store.take(key)).allowed, true);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Token-taking scripts Redis has run so far (INFO commandstats). */
+async function scriptCalls(url: string): Promise<number> {
+  const client = new Redis(url);
+  try {
+    const info = await client.info('commandstats');
+    let calls = 0;
+    for (const m of info.matchAll(/^cmdstat_(?:eval|evalsha):calls=(\d+)/gm)) calls += Number(m[1]);
+    return calls;
+  } finally {
+    client.disconnect();
+  }
+}
+
 test('a fractional rate refills exactly however often a key asks (0.9 tokens/s, asked back to back for 2.7 s: 3 allowed)', async () => {
   let redis: TestRedis | undefined;
   let store: RedisBucketStore | undefined;
@@ -129,6 +152,7 @@ test('a Redis that stalls (SIGSTOP) and resumes: the outage is logged once, its 
     redis = await startRedis();
     const { logger, lines } = recordingLogger();
     store = new RedisBucketStore({ url: redis.url, rate: 1000, burst: 1000, failure: 'closed', timeoutMs: 100, keyPrefix: 'test:stall:', logger });
+    await store.connected(5000);
     await untilAnswered(store, 'client');
     lines.length = 0;
 
@@ -136,9 +160,11 @@ test('a Redis that stalls (SIGSTOP) and resumes: the outage is logged once, its 
     for (let i = 0; i < 3; i++) assert.equal((await store.take('client')).allowed, false, 'fails closed while Redis is stopped');
     assert.deepEqual(lines, [`warn: rate-limit: Redis at ${redis.url} is unavailable (Command timed out); failing closed until it is back`]);
 
-    // The connection stayed up all along: only an answered command can tell it is back.
+    // The connection stayed up all along: only answered commands can tell it is back.
     redis.process.kill('SIGCONT');
     await untilAnswered(store, 'client');
+    assert.equal(lines.length, 1, 'not over at the first answer');
+    await answeredFor(store, 'client', RECOVERY_MS + 100);
     assert.equal(lines.length, 2, lines.join('\n'));
     assert.equal(lines[1], `info: rate-limit: Redis at ${redis.url} is reachable again`);
     assert.equal((await store.take('client')).allowed, true);
@@ -149,6 +175,102 @@ test('a Redis that stalls (SIGSTOP) and resumes: the outage is logged once, its 
     assert.equal((await store.take('client')).allowed, false);
     assert.equal(lines.length, 3, lines.join('\n'));
     assert.match(lines[2]!, /^warn: rate-limit: Redis at .* is unavailable \(.+\); failing closed until it is back$/);
+  } finally {
+    if (redis && redis.process.exitCode === null && redis.process.signalCode === null) redis.process.kill('SIGCONT');
+    await store?.close();
+    await redis?.kill();
+  }
+});
+
+test('a password in redis_url is never logged', async () => {
+  let backend: TestBackend | undefined;
+  let lb: RunningSwitchyard | undefined;
+  let redis: TestRedis | undefined;
+  try {
+    redis = await startRedis();
+    const url = `redis://:Pa55word@127.0.0.1:${redis.port}`;
+    await redis.kill();
+    backend = await startBackend('b');
+    lb = await startSwitchyard({ toml: toml(backend, url, 'redis_timeout = "50ms"'), captureLogs: true });
+    assert.equal((await request(lb.url)).status, 200);
+    const outage = lb.logs.filter((l) => /is unavailable/.test(l.msg));
+    assert.equal(outage.length, 1);
+    assert.equal(outage[0]!.redis, `redis://:***@127.0.0.1:${redis.port}`);
+    assert.deepEqual(lb.logs.filter((l) => JSON.stringify(l).includes('Pa55word')), []);
+  } finally {
+    await lb?.close();
+    await backend?.close();
+    await redis?.kill();
+  }
+});
+
+test('the first requests after start get Redis\'s answer, not a failure while it connects', async () => {
+  let redis: TestRedis | undefined;
+  let backend: TestBackend | undefined;
+  let lb: RunningSwitchyard | undefined;
+  try {
+    redis = await startRedis();
+    backend = await startBackend('b');
+    lb = await startSwitchyard({ toml: toml(backend, redis.url, 'redis_failure = "closed"'), captureLogs: true });
+    const statuses = await Promise.all([request(lb.url), request(lb.url), request(lb.url)]);
+    assert.deepEqual(statuses.map((r) => r.status), [200, 200, 200]);
+    assert.deepEqual(lb.logs.filter((l) => /Redis/.test(l.msg)).map((l) => l.msg), []);
+  } finally {
+    await lb?.close();
+    await backend?.close();
+    await redis?.kill();
+  }
+});
+
+test('a stalled Redis is sent one command at a time: requests meanwhile fail at once and pile up nothing', async () => {
+  let redis: TestRedis | undefined;
+  let store: RedisBucketStore | undefined;
+  try {
+    redis = await startRedis();
+    const { logger } = recordingLogger();
+    store = new RedisBucketStore({ url: redis.url, rate: 1000, burst: 1000, failure: 'closed', timeoutMs: 100, keyPrefix: 'test:pile:', logger });
+    await untilAnswered(store, 'client');
+    const before = await scriptCalls(redis.url);
+
+    redis.process.kill('SIGSTOP');
+    assert.equal((await store.take('client')).allowed, false, 'timed out');
+    const started = Date.now();
+    for (let i = 0; i < 200; i++) assert.equal((await store.take('client')).allowed, false);
+    const took = Date.now() - started;
+
+    redis.process.kill('SIGCONT');
+    await untilAnswered(store, 'client');
+    // The stalled command, then the one that answered: none of the 200 was ever sent.
+    const sent = (await scriptCalls(redis.url)) - before;
+    assert.ok(sent <= 3, `${sent} commands reached Redis for 202 decisions`);
+    assert.ok(took < 100, `200 decisions took ${took} ms: none waited for the timeout`);
+  } finally {
+    if (redis && redis.process.exitCode === null && redis.process.signalCode === null) redis.process.kill('SIGCONT');
+    await store?.close();
+    await redis?.kill();
+  }
+});
+
+test('a Redis that answers some commands in time and not others is one outage in the log, not one per flap', async () => {
+  let redis: TestRedis | undefined;
+  let store: RedisBucketStore | undefined;
+  try {
+    redis = await startRedis();
+    const { logger, lines } = recordingLogger();
+    store = new RedisBucketStore({ url: redis.url, rate: 1000, burst: 1000, failure: 'open', timeoutMs: 50, keyPrefix: 'test:flap:', logger });
+    await store.connected(5000);
+    await answeredFor(store, 'client', 50);
+    for (let flap = 0; flap < 5; flap++) {
+      redis.process.kill('SIGSTOP');
+      await store.take('client');
+      redis.process.kill('SIGCONT');
+      await new Promise((r) => setTimeout(r, 20));
+      await answeredFor(store, 'client', 60);
+    }
+    assert.equal(lines.length, 1, lines.join('\n'));
+    assert.match(lines[0]!, /^warn: rate-limit: Redis at .* is unavailable \(Command timed out\)/);
+    await answeredFor(store, 'client', RECOVERY_MS + 100);
+    assert.deepEqual(lines.slice(1), [`info: rate-limit: Redis at ${redis.url} is reachable again`]);
   } finally {
     if (redis && redis.process.exitCode === null && redis.process.signalCode === null) redis.process.kill('SIGCONT');
     await store?.close();
