@@ -73,6 +73,15 @@ export function redactedUrl(url: string): string {
 
 const TIMED_OUT = new Error('Command timed out');
 
+/**
+ * How long a command may stay unanswered before its connection is replaced
+ * (at least this, and at least 5 × redis_timeout). A peer that vanished
+ * without a reset (a failover moving an address, a dropped route) leaves
+ * the connection up for as long as TCP retransmits, ~15 minutes on Linux;
+ * a Redis that is only busy (a slow script, a fork) answers well before.
+ */
+const STUCK_CONNECTION_MS = 5000;
+
 type ScriptedRedis = Redis & { takeToken(key: string, rate: number, burst: number): Promise<[number, number]> };
 
 export interface RedisStoreOptions {
@@ -82,6 +91,8 @@ export interface RedisStoreOptions {
   /** What a request gets when Redis cannot answer: allowed ("open") or refused ("closed"). */
   readonly failure: 'open' | 'closed';
   readonly timeoutMs: number;
+  /** A command unanswered this long replaces the connection; default: see STUCK_CONNECTION_MS. */
+  readonly stuckMs?: number;
   /** Distinguishes limits with different parameters that share one Redis. */
   readonly keyPrefix: string;
   readonly logger: Logger;
@@ -102,10 +113,14 @@ export class RedisBucketStore implements RateLimitStore {
   #answering = true;
   /** Commands sent whose reply has not come (a timed-out one still waits in the connection). */
   #unanswered = 0;
+  /** When the last command was sent: while Redis is not answering, when the one it holds was. */
+  #lastSentAt = 0;
+  readonly #stuckMs: number;
 
   constructor(options: RedisStoreOptions) {
     this.#options = options;
     this.#where = redactedUrl(options.url);
+    this.#stuckMs = options.stuckMs ?? Math.max(STUCK_CONNECTION_MS, 5 * options.timeoutMs);
     // Timed by take() itself, which must know when a timed-out command is answered.
     this.#redis = new Redis(options.url, {
       // Fail fast instead of queueing requests behind a dead connection.
@@ -172,6 +187,7 @@ export class RedisBucketStore implements RateLimitStore {
     const { rate, burst, timeoutMs } = this.#options;
     const reply = this.#redis.takeToken(key, rate, burst);
     this.#unanswered++;
+    this.#lastSentAt = Date.now();
     reply.then(this.#settled, this.#settled);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => (timer = setTimeout(reject, timeoutMs, TIMED_OUT)));
@@ -181,7 +197,10 @@ export class RedisBucketStore implements RateLimitStore {
   async take(key: string): Promise<Decision> {
     const { rate, burst, keyPrefix } = this.#options;
     // Redis stopped answering: until the command it has is answered, send no more.
-    if (!this.#answering && this.#unanswered > 0) return this.#failed;
+    if (!this.#answering && this.#unanswered > 0) {
+      if (Date.now() - this.#lastSentAt >= this.#stuckMs) this.#replaceConnection();
+      return this.#failed;
+    }
     try {
       const [allowed, milliTokens] = await this.#send(keyPrefix + key);
       this.#answered();
@@ -197,6 +216,20 @@ export class RedisBucketStore implements RateLimitStore {
       this.#unavailable(err as Error);
       return this.#failed;
     }
+  }
+
+  /**
+   * Destroys a connection whose peer stopped answering: the client rejects
+   * what waited in it (maxRetriesPerRequest 0) and connects again, so a
+   * Redis reachable anew — on a new path, or the same server — is used.
+   */
+  #replaceConnection(): void {
+    this.#lastSentAt = Date.now();
+    this.#options.logger.warn(
+      { redis: this.#where },
+      `rate-limit: Redis at ${this.#where} left a command unanswered for ${this.#stuckMs} ms; reconnecting`,
+    );
+    this.#redis.stream?.destroy();
   }
 
   async close(): Promise<void> {

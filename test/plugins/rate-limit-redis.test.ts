@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { Redis } from 'ioredis';
 import type { Logger } from '../../src/index.js';
 import { RECOVERY_MS, RedisBucketStore } from '../../plugins/rate-limit/redis-store.js';
@@ -274,6 +275,77 @@ test('a Redis that answers some commands in time and not others is one outage in
   } finally {
     if (redis && redis.process.exitCode === null && redis.process.signalCode === null) redis.process.kill('SIGCONT');
     await store?.close();
+    await redis?.kill();
+  }
+});
+
+/**
+ * A TCP relay to Redis whose open connections can be silenced, as when a
+ * route is lost without a reset: nothing passes either way, the sockets
+ * stay up. Connections made afterwards relay normally.
+ */
+async function startRelay(redisPort: number): Promise<{ url: string; silence(): void; close(): Promise<void> }> {
+  const pairs = new Set<[net.Socket, net.Socket]>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(redisPort, '127.0.0.1');
+    const pair: [net.Socket, net.Socket] = [client, upstream];
+    pairs.add(pair);
+    const end = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  server.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    silence() {
+      for (const [client, upstream] of pairs) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.pause();
+        upstream.pause();
+      }
+    },
+    async close() {
+      for (const [client, upstream] of pairs) {
+        client.destroy();
+        upstream.destroy();
+      }
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+test('a connection whose Redis went silent without a reset is replaced, and decisions come from Redis again', async () => {
+  let redis: TestRedis | undefined;
+  let relay: Awaited<ReturnType<typeof startRelay>> | undefined;
+  let store: RedisBucketStore | undefined;
+  try {
+    redis = await startRedis();
+    relay = await startRelay(redis.port);
+    const { logger, lines } = recordingLogger();
+    store = new RedisBucketStore({ url: relay.url, rate: 1000, burst: 1000, failure: 'closed', timeoutMs: 100, stuckMs: 500, keyPrefix: 'test:silent:', logger });
+    await store.connected(5000);
+    await untilAnswered(store, 'client');
+
+    relay.silence();
+    assert.equal((await store.take('client')).allowed, false, 'timed out on the silent connection');
+    // The silent connection would hold its command for as long as TCP retransmits.
+    await untilAnswered(store, 'client');
+    assert.ok(
+      lines.some((l) => /left a command unanswered for 500 ms; reconnecting/.test(l)),
+      lines.join('\n'),
+    );
+  } finally {
+    await store?.close();
+    await relay?.close();
     await redis?.kill();
   }
 });
