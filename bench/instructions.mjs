@@ -44,12 +44,18 @@ const { values: opts } = parseArgs({
     windows: { type: 'string', default: '4' },
     parallel: { type: 'string', default: String(Math.max(1, os.cpus().length)) },
     connections: { type: 'string', default: '64' },
+    keep: { type: 'boolean', default: false },
+    'node-flags': { type: 'string', default: '' },
     help: { type: 'boolean', default: false },
   },
 });
 if (opts.help) {
   console.log(`usage: node bench/instructions.mjs [--targets LIST | --plugin-cost] [--warmup 30000] [--requests 5000] [--windows 4] [--parallel N]
-  targets: undici-minimal, switchyard (round-robin + ${MAIN_PIPELINE.join(' + ')}), sy-none, sy-noop, sy-<plugin>, sy-a+b`);
+  targets: undici-minimal, switchyard (round-robin + ${MAIN_PIPELINE.join(' + ')}), sy-none, sy-noop, sy-<plugin>, sy-a+b,
+           experimental-raw-client, experimental-raw-server, experimental-raw-both (bench/peers/experimental-*.mjs)
+  --node-flags F  extra node flags for every target (e.g. --perf-basic-prof: /tmp/perf-<pid>.map names JIT code,
+                  for bench/callgrind-names.mjs; it also leaves isolate-*-v8.log files in the cwd)
+  --keep   keep the temp dir with the callgrind dumps (cg.<target>.<pid>.<n>) for callgrind_annotate`);
   process.exit(0);
 }
 const WARMUP = Number(opts.warmup);
@@ -60,6 +66,8 @@ const BIN = join(ROOT, 'bin/lb');
 const CLI = join(ROOT, 'dist/src/cli.js');
 const MINIMAL = join(ROOT, 'bench/peers/undici-minimal.mjs');
 const BODY_100 = 'switchyard-bench-'.padEnd(99, 'x') + '\n';
+
+const EXTRA_FLAGS = opts['node-flags'].split(/\s+/).filter(Boolean);
 
 const targetNames = opts['plugin-cost']
   ? ['sy-none', 'sy-noop', ...availablePlugins.map((p) => `sy-${p}`), `sy-${MAIN_PIPELINE.join('+')}`, 'undici-minimal']
@@ -72,7 +80,10 @@ process.on('exit', () => {
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
 
 const dir = mkdtempSync(join(os.tmpdir(), 'sy-instr-'));
-process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+process.on('exit', () => {
+  if (opts.keep) console.error(`callgrind dumps kept in ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
+});
 
 async function startBackends() {
   const servers = [];
@@ -91,6 +102,11 @@ async function startBackends() {
 /** The command line of a target, with what it is. */
 function commandFor(name, port, backendUrls) {
   if (name === 'undici-minimal') return { argv: ['node', MINIMAL, String(port), ...backendUrls], note: 'node bench/peers/undici-minimal.mjs' };
+  // Experiments (not production code): hand-written HTTP/1.1 client and/or server instead of undici / node:http.
+  if (name.startsWith('experimental-')) {
+    const file = join(ROOT, 'bench/peers', `${name}.mjs`);
+    return { argv: ['node', file, String(port), ...backendUrls], note: `node bench/peers/${name}.mjs` };
+  }
   const pipeline = name === 'switchyard' ? MAIN_PIPELINE : name === 'sy-none' ? [] : name.slice(3).split('+');
   for (const p of pipeline) if (p !== 'noop' && !availablePlugins.includes(p)) throw new Error(`unknown target ${name}: no plugin "${p}"`);
   const file = join(dir, `${name}.toml`);
@@ -155,7 +171,8 @@ function lastDumpTotal(name, pid) {
 
 async function measure(name, backendUrls) {
   const port = await freePort();
-  const { argv, note } = commandFor(name, port, backendUrls);
+  const { argv: base, note } = commandFor(name, port, backendUrls);
+  const argv = [base[0], ...EXTRA_FLAGS, ...base.slice(1)];
   const log = join(dir, `${name}.log`);
   const child = spawn(
     'valgrind',

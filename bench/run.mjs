@@ -38,7 +38,8 @@ const QUICK = ['get64', 'get8'];
 
 const HELP = `usage: node bench/run.mjs [options]
   --scenarios LIST   comma list of ${Object.keys(SCENARIOS).join(', ')}, or "all" (default: ${QUICK.join(',')})
-  --targets LIST     comma list of targets (default: direct,nginx,haproxy,undici-minimal,switchyard,reply-from,http-proxy)
+  --targets LIST     comma list of targets (default: direct,nginx,haproxy,undici-minimal,switchyard,reply-from,http-proxy;
+                     also: experimental-raw-client, experimental-raw-server, experimental-raw-both)
   --plugin-cost      targets = Switchyard with no plugin, each plugin alone, headers+retry; scenario get64
   --profile          CPU-profile the targets (default: switchyard) under the first scenario (default get64); prints the top self-time functions
   --rounds N         interleaved rounds per scenario (default 3)
@@ -470,6 +471,10 @@ ${ctx.backends.ports.map((p, i) => `  server b${i + 1} 127.0.0.1:${p}`).join('\n
   switchyard: switchyardTarget('switchyard', MAIN_PIPELINE),
   'reply-from': nodePeer('reply-from', 'fastify-reply-from.mjs', 'fastify 5 + @fastify/reply-from 12 (BalancedPool)'),
   'http-proxy': nodePeer('http-proxy', 'node-http-proxy.mjs', 'http-proxy 1.18, keep-alive agent'),
+  // Experiments (not production code, not in the default targets): what a hand-written HTTP/1.1 client and/or server would save.
+  'experimental-raw-client': nodePeer('experimental-raw-client', 'experimental-raw-client.mjs', 'EXPERIMENT: node:http + hand-written net.Socket client'),
+  'experimental-raw-server': nodePeer('experimental-raw-server', 'experimental-raw-server.mjs', 'EXPERIMENT: hand-written net.Server + undici Pool.dispatch'),
+  'experimental-raw-both': nodePeer('experimental-raw-both', 'experimental-raw-both.mjs', 'EXPERIMENT: hand-written server + hand-written client'),
 };
 if (ALT) TARGETS['switchyard-alt'] = switchyardTarget('switchyard-alt', MAIN_PIPELINE, undefined, ALT);
 const DEFAULT_TARGETS = ['direct', 'nginx', 'haproxy', 'undici-minimal', 'switchyard', 'reply-from', 'http-proxy'];
