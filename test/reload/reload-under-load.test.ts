@@ -71,6 +71,7 @@ test('8 client loops through 5 reloads alternating backend sets and weights: zer
   const loops = [...agents.map((agent) => loop(agent)), ...Array.from({ length: 4 }, () => loop(false))];
 
   await new Promise((resolve) => setTimeout(resolve, 300));
+  const perReload: number[] = [];
   for (let i = 1; i <= 5; i++) {
     const before = total;
     await writeFile(file, weightedToml(sets[i]!));
@@ -78,13 +79,15 @@ test('8 client loops through 5 reloads alternating backend sets and weights: zer
     // Let traffic run on the new generation, and the old one drain, before the next save.
     const deadline = Date.now() + 2000;
     while (total < before + 200 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    perReload.push(total - before);
   }
   running = false;
   await Promise.all(loops);
 
   t.diagnostic(`${total} requests, statuses ${JSON.stringify(Object.fromEntries(statuses))}`);
   assert.deepEqual(errors.slice(0, 10), [], `${errors.length} failed requests`);
-  assert.ok(total >= 1000, `only ${total} requests ran`);
+  // Traffic ran across every swap (not a fixed total: a loaded machine runs fewer in the 2 s each gets).
+  assert.ok(Math.min(...perReload) >= 50, `requests per reload: ${perReload.join(', ')}`);
   assert.equal(lb.logs.filter((l) => /is live/.test(l.msg)).length, 5, 'five reloads, five log lines');
   assert.equal(lb.logs.filter((l) => l.level >= 50).length, 0, 'no errors logged');
 
