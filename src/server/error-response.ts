@@ -79,8 +79,9 @@ const PARSER_ANSWERS = {
  * Answers a request that llhttp refused (`clientError`): 431 for a header
  * section over `max_header_size`, 408 when it did not arrive within
  * `headers_timeout`, else 400; then closes. When a response to an earlier
- * pipelined request is still being produced on this connection, an answer
- * cannot be put in order, so the connection is cut.
+ * pipelined request is still being produced on this connection, that
+ * request was forwarded and its answer is owed: the refusal is sent after
+ * it, as nginx and HAProxy do, and nothing pipelined in between is served.
  *
  * Bytes after a request that closes the connection (`Connection: close`,
  * HTTP/1.0 without keep-alive) are no refused request: RFC 9112 §9.6, that
@@ -90,16 +91,17 @@ const PARSER_ANSWERS = {
  */
 export function answerParserError(err: NodeJS.ErrnoException, socket: Socket): void {
   // `_httpMessage` is the response Node is writing on this socket (it is how Node's own default handler decides).
-  const pending = (socket as Socket & { _httpMessage?: unknown })._httpMessage != null;
+  const pending = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
   if (err.code === 'HPE_CLOSED_CONNECTION') {
-    if (!pending) socket.destroySoon();
+    if (pending == null) socket.destroySoon();
     return;
   }
   // A TLS handshake that failed or timed out (https.Server reports it here too): no HTTP answer can be read by that client.
-  if (!socket.writable || pending || isTlsHandshakeFailure(err)) {
+  if (!socket.writable || isTlsHandshakeFailure(err)) {
     socket.destroy();
     return;
   }
+  // From here on nothing more is served on this connection (waiting requests are dropped unserved).
   markClosing(socket);
   const answer =
     err.code === 'HPE_HEADER_OVERFLOW'
@@ -107,6 +109,13 @@ export function answerParserError(err: NodeJS.ErrnoException, socket: Socket): v
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? PARSER_ANSWERS.timeout
         : PARSER_ANSWERS.badRequest;
+  // Node's own 'finish' handler runs first: if that response said `Connection: close`, the socket is already ending.
+  if (pending != null) pending.once('finish', () => endWithAnswer(socket, answer));
+  else endWithAnswer(socket, answer);
+}
+
+function endWithAnswer(socket: Socket, answer: string): void {
+  if (!socket.writable) return;
   socket.end(answer);
   // A client that never closes its side must not hold the socket.
   setTimeout(destroyIfOpen, LINGER_MS, socket).unref();

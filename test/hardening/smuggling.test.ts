@@ -110,6 +110,17 @@ describe('request smuggling and framing', () => {
     assert.deepEqual(backend.seen.slice(before).map((s) => s.url), ['/first']);
   });
 
+  it('a request llhttp refuses behind one in flight: that one (already forwarded) is answered, then 400, nothing after it served', async () => {
+    const before = backend.seen.length;
+    const result = await sendRaw(
+      lb.port,
+      `GET /first HTTP/1.1\r\nHost: a\r\n\r\nPOST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab${SMUGGLED}`,
+    );
+    assert.deepEqual(result.responses.map((r) => r.status), [200, 400], result.text);
+    assert.ok(result.closed);
+    assert.deepEqual(backend.seen.slice(before).map((s) => s.url), ['/first']);
+  });
+
   it('requests pipelined behind a refused one are never served', async () => {
     const before = backend.seen.length;
     const result = await sendRaw(lb.port, [
