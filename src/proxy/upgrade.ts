@@ -24,6 +24,24 @@ import { UpstreamExchange } from './upstream-exchange.js';
 
 function ignoreError(): void {}
 
+const H2C = /^h2c$/i;
+
+/**
+ * The protocols of an Upgrade header that may be tunnelled, or undefined
+ * when none is left. h2c is never offered to a backend: once switched, the
+ * connection carries HTTP/2 requests that no route or plugin sees (h2c
+ * smuggling), and RFC 9113 §3.1 deprecated the upgrade. Such a request is
+ * served as plain HTTP/1.1, as Envoy does.
+ */
+export function tunnelledProtocols(upgrade: string): string | undefined {
+  if (!/h2c/i.test(upgrade)) return upgrade;
+  const kept = upgrade
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '' && !H2C.test(p));
+  return kept.length === 0 ? undefined : kept.join(', ');
+}
+
 /** The first value of `name` (lower-case) in undici's raw header pairs. */
 function rawHeaderValue(raw: readonly Buffer[], name: string): string | undefined {
   for (let i = 0; i < raw.length; i += 2) {

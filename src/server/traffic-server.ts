@@ -19,7 +19,14 @@ import type { Logger } from '../plugin/types.js';
 import { BackendResponse, LocalResponse, ProxyContext } from '../pipeline/context.js';
 import { stripRequestHopByHop } from '../proxy/hop-by-hop.js';
 import { normalizeTarget, splitAbsoluteForm } from '../proxy/path-normalizer.js';
-import { openTunnel, stopWatchingHandshakeClient, switchingProtocolsHead, UpgradeExchange, watchHandshakeClient } from '../proxy/upgrade.js';
+import {
+  openTunnel,
+  stopWatchingHandshakeClient,
+  switchingProtocolsHead,
+  tunnelledProtocols,
+  UpgradeExchange,
+  watchHandshakeClient,
+} from '../proxy/upgrade.js';
 import { answerParserError, asLbError, writeError } from './error-response.js';
 import type { Generation, RouteTarget } from './generation.js';
 import { RequestBody } from './request-body.js';
@@ -433,7 +440,8 @@ export class TrafficServer {
   }
 
   async #serveUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, generation: Generation): Promise<void> {
-    const protocol = req.headers.upgrade as string;
+    // Undefined (h2c only): forwarded as a plain request, answered, then the connection closes.
+    const protocol = tunnelledProtocols(req.headers.upgrade as string);
     // A response object bound to the raw socket, for every answer that is not a 101.
     const res = new http.ServerResponse(req);
     res.shouldKeepAlive = false;

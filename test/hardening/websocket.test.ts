@@ -11,6 +11,7 @@ import net from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { startSwitchyard, startBackend, type RunningSwitchyard, type TestBackend } from '../../src/testing.js';
+import { sendRaw } from '../helpers/raw-http.js';
 import { waitFor, within } from '../helpers/waiting.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -97,7 +98,7 @@ interface ClientTunnel {
 }
 
 /** Sends an Upgrade request by hand and reads the response head. */
-async function openWebSocket(port: number, path: string, extraHeaders = ''): Promise<ClientTunnel & { key: string }> {
+async function openWebSocket(port: number, path: string, extraHeaders = '', upgrade = 'websocket'): Promise<ClientTunnel & { key: string }> {
   const key = randomBytes(16).toString('base64');
   const socket = net.connect(port, '127.0.0.1');
   socket.on('error', () => {});
@@ -125,7 +126,7 @@ async function openWebSocket(port: number, path: string, extraHeaders = ''): Pro
     } else queue.push(d);
   });
   socket.write(
-    `GET ${path} HTTP/1.1\r\nHost: ws.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `GET ${path} HTTP/1.1\r\nHost: ws.example\r\nUpgrade: ${upgrade}\r\nConnection: Upgrade\r\n` +
       `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extraHeaders}\r\n`,
   );
   const headText = await Promise.race([headPromise, closed.then(() => buffer.toString('latin1'))]);
@@ -293,6 +294,28 @@ describe('WebSocket passthrough', () => {
       assert.equal(frameText(received.subarray(frameAt())), `${name}:first`, 'the bytes sent behind the Upgrade went through the tunnel');
     } finally {
       socket.destroy();
+    }
+  });
+
+  it('Upgrade: h2c is answered as plain HTTP/1.1: no tunnel that routes and plugins cannot see (h2c smuggling)', async () => {
+    const upgradesBefore = one.upgrades.length + two.upgrades.length;
+    const result = await sendRaw(
+      lb.port,
+      'GET /h2c HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n',
+    );
+    assert.deepEqual(result.responses.map((r) => r.status), [200], result.text);
+    assert.ok(result.closed, 'the connection closes after the answer');
+    assert.equal(one.upgrades.length + two.upgrades.length, upgradesBefore, 'no backend was offered the upgrade');
+  });
+
+  it('Upgrade: h2c, websocket: the WebSocket is tunnelled, h2c is not offered', async () => {
+    const ws = await openWebSocket(lb.port, '/mixed', '', 'h2c, websocket');
+    try {
+      assert.match(ws.head, /^HTTP\/1\.1 101 /);
+      const seen = [...one.upgrades, ...two.upgrades].find((u) => u.req.url === '/mixed');
+      assert.equal(seen?.req.headers.upgrade, 'websocket');
+    } finally {
+      ws.socket.destroy();
     }
   });
 
