@@ -25,6 +25,7 @@ import { UpstreamExchange } from './upstream-exchange.js';
 function ignoreError(): void {}
 
 const H2C = /^h2c$/i;
+const MENTIONS_H2C = /h2c/i;
 
 /**
  * The protocols of an Upgrade header that may be tunnelled, or undefined
@@ -34,7 +35,7 @@ const H2C = /^h2c$/i;
  * served as plain HTTP/1.1, as Envoy does.
  */
 export function tunnelledProtocols(upgrade: string): string | undefined {
-  if (!/h2c/i.test(upgrade)) return upgrade;
+  if (!MENTIONS_H2C.test(upgrade)) return upgrade;
   const kept = upgrade
     .split(',')
     .map((p) => p.trim())
