@@ -3,7 +3,7 @@
  * `lb run`, `lb validate`, `lb schema`. Exit codes: 0 fine, 1 invalid
  * configuration, 2 usage or I/O problem.
  */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigError, formatIssue } from './config/issues.js';
@@ -41,7 +41,12 @@ program
   .description('Start the load balancer, reloading the config whenever the file is saved (SIGHUP reloads too).')
   .option('-c, --config <file>', 'configuration file', 'lb.toml')
   .option('--no-watch', 'do not watch the config file for changes')
-  .option('--log-level <level>', 'trace | debug | info | warn | error', process.env.LB_LOG_LEVEL ?? 'info')
+  .addOption(
+    new Option('--log-level <level>', 'least severe level logged')
+      .choices(['trace', 'debug', 'info', 'warn', 'error'])
+      .env('LB_LOG_LEVEL')
+      .default('info'),
+  )
   .action(async (opts: { config: string; watch: boolean; logLevel: string }) => {
     const file = resolve(opts.config);
     try {

@@ -110,7 +110,10 @@ function messageOf(err: ErrorObject): { extra: string[]; message: string } {
 /**
  * ajv errors → issues. anyOf produces one error per branch plus a summary;
  * users want the one nearest to what they wrote, so only the summary of an
- * anyOf is kept, with its description.
+ * anyOf is kept, with its description. propertyNames is the other way
+ * round: each refused key gets its own error, placed at that key, and the
+ * summary ("property name must be valid") says nothing more, so it is
+ * dropped.
  */
 export function issuesFromAjv(
   errors: readonly ErrorObject[],
@@ -119,11 +122,13 @@ export function issuesFromAjv(
   prefix: readonly string[] = [],
 ): ConfigIssue[] {
   const anyOfPaths = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
+  const refusedKeyPaths = new Set(errors.filter((e) => e.propertyName !== undefined).map((e) => e.instancePath));
   const issues: ConfigIssue[] = [];
   const seen = new Set<string>();
   for (const err of errors) {
     if (err.keyword !== 'anyOf' && anyOfPaths.has(err.instancePath) && err.schemaPath.includes('/anyOf/')) continue;
     if (err.keyword === 'if') continue;
+    if (err.keyword === 'propertyNames' && refusedKeyPaths.has(err.instancePath)) continue;
     let message: string;
     let extra: string[] = [];
     if (err.keyword === 'anyOf') {
@@ -132,7 +137,7 @@ export function issuesFromAjv(
     } else {
       ({ message, extra } = messageOf(err));
     }
-    const segments = [...prefix, ...pointerSegments(err.instancePath), ...extra];
+    const segments = [...prefix, ...pointerSegments(err.instancePath), ...(err.propertyName === undefined ? [] : [err.propertyName]), ...extra];
     const pos = positionOf(positions, segments) ?? { line: 1, column: 1 };
     const issue = { file, line: pos.line, column: pos.column, keyPath: keyPathOf(segments), message };
     const key = formatIssue(issue);

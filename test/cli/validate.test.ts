@@ -146,7 +146,7 @@ const invalid: { desc: string; toml: string; line: number; key: string; says: Re
     desc: 'a pool named __proto__',
     toml: '[pools.__proto__]\nbackends = [{ url = "http://127.0.0.1:8001" }]\n',
     line: 1,
-    key: 'pools',
+    key: 'pools.__proto__',
     says: /"__proto__" is not valid here/,
   },
   {
@@ -234,6 +234,27 @@ test('lb: an unknown command is a usage error (exit 2) with help', async () => {
   const res = await lb(['frobnicate']);
   assert.equal(res.code, 2);
   assert.match(res.stderr, /unknown command/);
+});
+
+test('lb run: a log level other than the listed ones is a usage error (exit 2) that lists them, from --log-level or LB_LOG_LEVEL', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'lb-log-level-'));
+  const file = join(dir, 'lb.toml');
+  try {
+    await writeFile(file, `[server]\nlisten = "127.0.0.1:0"\n${POOL}`);
+    const byFlag = await lb(['run', '-c', file, '--no-watch', '--log-level', 'verbose']);
+    const byEnv = await new Promise<CliResult>((resolve) => {
+      const env = { ...process.env, LB_LOG_LEVEL: 'verbose' };
+      execFile(process.execPath, [CLI, 'run', '-c', file, '--no-watch'], { timeout: 20_000, env }, (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 99) : 0, stdout, stderr });
+      });
+    });
+    for (const [how, res] of [['--log-level', byFlag], ['LB_LOG_LEVEL', byEnv]] as const) {
+      assert.equal(res.code, 2, how);
+      assert.match(res.stderr, /'verbose'.* is invalid\. Allowed choices are trace, debug, info, warn, error\./, `${how}: ${res.stderr}`);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('lb schema prints a JSON Schema that describes every core key and folds in plugin schemas', async () => {

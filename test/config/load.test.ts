@@ -173,6 +173,14 @@ const noCascades: { desc: string; toml: string; issues: string[] }[] = [
     ],
   },
   {
+    desc: 'header names the headers plugin refuses: each at its own key, no summary line that says nothing',
+    toml: `${POOL}[[pipeline]]\nplugin = "headers"\nrequest.set = { "X-Ok" = "1", "Transfer-Encoding" = "x" }\nresponse.remove = ["Connection"]\n`,
+    issues: [
+      '5 pipeline[0].request.set.Transfer-Encoding: the string "Transfer-Encoding" is not valid here — Header name (case-insensitive; letters, digits and !#$%&\'*+.^_`|~-); not one the core manages (X-Forwarded-*, Expect, Connection, Content-Length, Transfer-Encoding and the other hop-by-hop headers).',
+      '6 pipeline[0].response.remove[0]: the string "Connection" is not valid here — Header name to remove (case-insensitive; letters, digits and !#$%&\'*+.^_`|~-); not one the core manages (Connection, Content-Length, Transfer-Encoding and the other hop-by-hop headers).',
+    ],
+  },
+  {
     desc: 'a listen address that is refused is not compared with the other listener',
     toml: `[server]\nlisten = "127.0.0.1:99999"\n[admin]\nlisten = "127.0.0.1:99999"\n${POOL}`,
     issues: [
