@@ -27,8 +27,10 @@
  */
 import { createHash } from 'node:crypto';
 import {
+  acceptsOnlyJson,
   definePlugin,
   durationSchema,
+  errorJson,
   parseDuration,
   readCookie,
   TIMER_BOUNDS,
@@ -296,11 +298,19 @@ export class SharedStore {
 }
 
 const REFUSED_BODY = 'Too Many Requests\n';
+// As the core answers its own errors: JSON for a client that accepts only JSON.
+const REFUSED_JSON = errorJson('LB_ERR_RATE_LIMITED');
 const DONE: Promise<void> = Promise.resolve();
 
 function settle(decision: Decision, ctx: RequestContext, next: Next): Promise<void> {
   if (decision.allowed) return next();
-  ctx.respond(429, REFUSED_BODY, limitHeaders(decision));
+  const headers = limitHeaders(decision);
+  if (acceptsOnlyJson(ctx.headers.accept)) {
+    headers['content-type'] = 'application/json';
+    ctx.respond(429, REFUSED_JSON, headers);
+  } else {
+    ctx.respond(429, REFUSED_BODY, headers);
+  }
   return DONE;
 }
 

@@ -25,6 +25,8 @@ export const ERRORS = {
   LB_ERR_HTTP_VERSION: { status: 505, message: 'Only HTTP/1.0 and HTTP/1.1 are supported.' },
   LB_ERR_REQUEST_TIMEOUT: { status: 408, message: 'The request was not received in time.' },
   LB_ERR_METHOD_NOT_ALLOWED: { status: 405, message: 'CONNECT is not supported: Switchyard is a reverse proxy.' },
+  /** Not raised by the core: the code of the `rate-limit` plugin's 429 in a JSON error body. */
+  LB_ERR_RATE_LIMITED: { status: 429, message: 'Too Many Requests' },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A stable error code (`LB_ERR_…`), as it appears in logs and JSON error bodies. */
@@ -44,6 +46,22 @@ export class LbError extends Error {
     this.status = ERRORS[code].status;
     this.headers = options?.headers;
   }
+}
+
+/**
+ * Whether an error answer goes out as JSON: the client's Accept names
+ * application/json and neither a text type nor a wildcard. A plugin that
+ * answers an error itself uses it (with `errorJson`) to answer as the core does.
+ */
+export function acceptsOnlyJson(accept: string | readonly string[] | undefined): boolean {
+  if (accept === undefined) return false;
+  const value = typeof accept === 'string' ? accept : accept.join(',');
+  return value.includes('application/json') && !value.includes('text/') && !value.includes('*/*');
+}
+
+/** The JSON error body: `{"error":"LB_ERR_…","message":"…","status":…}`. */
+export function errorJson(code: ErrorCode, message: string = ERRORS[code].message): string {
+  return JSON.stringify({ error: code, message, status: ERRORS[code].status });
 }
 
 /** True for a failure where nothing reached the backend, so any request may be sent elsewhere. */

@@ -22,7 +22,7 @@
 import type { PluginDefinition } from './plugin/types.js';
 
 export type * from './plugin/types.js';
-export { LbError, ERRORS, isConnectFailure, type ErrorCode } from './errors.js';
+export { LbError, ERRORS, isConnectFailure, acceptsOnlyJson, errorJson, type ErrorCode } from './errors.js';
 export { parseDuration, parseSize, durationSchema, sizeSchema, MAX_TIMER_DURATION, TIMER_BOUNDS, type DurationBounds } from './units.js';
 export { readCookie } from './plugin/cookie.js';
 export { fnv1a32, mix32, hashString } from './plugin/hash.js';

@@ -4,17 +4,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { ERRORS, LbError } from '../errors.js';
+import { acceptsOnlyJson, ERRORS, errorJson, LbError } from '../errors.js';
 import { closeAfterResponse, hasUnreadBody, LINGER_MS, markClosing, settleUnreadBody } from './unread-body.js';
 
 export function asLbError(err: unknown): LbError {
   if (err instanceof LbError) return err;
   return new LbError('LB_ERR_PLUGIN', undefined, { cause: err });
-}
-
-function wantsOnlyJson(req: IncomingMessage): boolean {
-  const accept = req.headers.accept;
-  return accept !== undefined && accept.includes('application/json') && !accept.includes('text/') && !accept.includes('*/*');
 }
 
 /**
@@ -37,12 +32,10 @@ export function writeError(req: IncomingMessage, res: ServerResponse, error: LbE
     res.destroy();
     return;
   }
-  const json = wantsOnlyJson(req);
+  const json = acceptsOnlyJson(req.headers.accept);
   // A plugin's own error text may describe internals: the log has it, the client gets the generic line.
   const message = error.code === 'LB_ERR_PLUGIN' ? ERRORS.LB_ERR_PLUGIN.message : error.message;
-  const body = json
-    ? JSON.stringify({ error: error.code, message, status: error.status })
-    : `${error.status} ${message}\n`;
+  const body = json ? errorJson(error.code, message) : `${error.status} ${message}\n`;
   const headers: Record<string, string | number> = {
     'content-type': json ? 'application/json' : 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(body),

@@ -307,6 +307,35 @@ test('e2e: rate 5, burst 5 — of 20 immediate requests 5 (±1) pass, the rest g
   }
 });
 
+test('e2e: the 429 is plain text, or JSON like the core\'s error bodies for a client that accepts only JSON', async () => {
+  const backend = await startBackend('b1');
+  let lb: RunningSwitchyard | undefined;
+  try {
+    lb = await startSwitchyard({ toml: rateToml(backend, 'key = "header:X-Api-Key"') });
+    const refused = async (accept: string) => {
+      const headers = { 'x-api-key': accept, accept };
+      for (let i = 0; i < 30; i++) {
+        const res = await request(lb!.url, { headers });
+        if (res.status === 429) return res;
+        assert.equal(res.status, 200, accept);
+      }
+      return assert.fail(`${accept}: never limited`);
+    };
+    const json = await refused('application/json');
+    assert.equal(json.headers['content-type'], 'application/json');
+    assert.deepEqual(JSON.parse(json.body), { error: 'LB_ERR_RATE_LIMITED', message: 'Too Many Requests', status: 429 });
+    assert.match(String(json.headers['retry-after']), /^[1-9]\d*$/);
+    for (const accept of ['*/*', 'text/html, application/json']) {
+      const text = await refused(accept);
+      assert.equal(text.headers['content-type'], 'text/plain; charset=utf-8', accept);
+      assert.equal(text.body, 'Too Many Requests\n', accept);
+    }
+  } finally {
+    await lb?.close();
+    await backend.close();
+  }
+});
+
 test('e2e: key = "header:X-Api-Key" gives each key its own bucket; a reload with the same table keeps the buckets', async () => {
   const backend = await startBackend('b1');
   let lb: RunningSwitchyard | undefined;
