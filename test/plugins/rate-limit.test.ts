@@ -285,10 +285,14 @@ test('e2e: rate 5, burst 5 — of 20 immediate requests 5 (±1) pass, the rest g
   try {
     lb = await startSwitchyard({ toml: rateToml(backend, '') });
     const url = lb.url;
+    const started = performance.now();
     const burst = await Promise.all(Array.from({ length: 20 }, () => request(url, { agent })));
+    const tookMs = performance.now() - started;
     const passed = burst.filter((r) => r.status === 200);
     const refused = burst.filter((r) => r.status === 429);
-    assert.ok(passed.length >= 4 && passed.length <= 6, `${passed.length} passed`);
+    // A loaded machine spreads the 20 over time, and the bucket rightly refills a token per 200 ms of it.
+    const refilled = Math.floor(tookMs / 200);
+    assert.ok(passed.length >= 4 && passed.length <= 6 + refilled, `${passed.length} passed in ${Math.round(tookMs)} ms`);
     assert.equal(passed.length + refused.length, 20);
     assert.equal(backend.hits, passed.length, 'refused requests never reach the backend');
     for (const r of refused) {
