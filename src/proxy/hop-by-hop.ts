@@ -4,6 +4,7 @@
  * Connection header nominates. `expect` is also ours: Node answers
  * `100-continue` to the client itself, and undici refuses to send it.
  */
+import { latin1 } from './latin1.js';
 import { headerNameToString } from './undici-parts.js';
 
 const HOP_BY_HOP = new Set([
@@ -41,12 +42,24 @@ export function stripRequestHopByHop(headers: Record<string, string | string[] |
 const HOP_LENGTH = new Uint8Array(32);
 for (const name of HOP_BY_HOP) HOP_LENGTH[name.length] = 1;
 
-/** A Connection value that nominates nothing but itself: "keep-alive" or "close" (hop-by-hop already), any case. */
+/** Whether raw bytes spell `lower` (lower-case ASCII) in any case. */
+function bytesEqualFolded(value: Buffer, lower: string): boolean {
+  if (value.length !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) {
+    let c = value[i]!;
+    if (c >= 65 && c <= 90) c += 32;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/**
+ * A Connection value that nominates nothing but itself: "keep-alive" or
+ * "close" (hop-by-hop already), any case. Compared on the bytes: nearly
+ * every response has one, and decoding and lower-casing it cost more.
+ */
 function nominatesNothing(value: Buffer): boolean {
-  const length = value.length;
-  if (length !== 10 && length !== 5) return false;
-  const text = value.toString('latin1').toLowerCase();
-  return text === 'keep-alive' || text === 'close';
+  return bytesEqualFolded(value, 'keep-alive') || bytesEqualFolded(value, 'close');
 }
 
 /**
@@ -64,12 +77,12 @@ export function responseHeaders(raw: readonly Buffer[]): Record<string, string |
     const length = name.length;
     if (length < 32 && HOP_LENGTH[length] === 1 && HOP_BY_HOP.has(name)) {
       if (name === 'connection' && !nominatesNothing(raw[i + 1]!)) {
-        const value = raw[i + 1]!.toString('latin1');
+        const value = latin1(raw[i + 1]!);
         nominated = nominated === undefined ? value : `${nominated},${value}`;
       }
       continue;
     }
-    const value = raw[i + 1]!.toString('latin1');
+    const value = latin1(raw[i + 1]!);
     const prev = out[name];
     if (prev === undefined) out[name] = value;
     // Found on the prototype ("constructor", "__proto__"): an own property, never a prototype write.

@@ -27,6 +27,7 @@ import type { Backend } from '../pool/backend.js';
 import { BackendResponse, type ProxyContext } from '../pipeline/context.js';
 import { failedOnUsedSocket } from './backend-socket.js';
 import { responseHeaders } from './hop-by-hop.js';
+import { latin1 } from './latin1.js';
 import { upstreamError } from './upstream-errors.js';
 
 /** Body bytes held before the response head is written; past this the backend socket is paused. */
@@ -52,9 +53,9 @@ const MAX_STALE_RESENDS = 3;
 const SMALL_BODY_AS_TEXT = 4096;
 
 function latin1Text(chunks: Buffer[]): string {
-  if (chunks.length === 1) return chunks[0]!.toString('latin1');
+  if (chunks.length === 1) return latin1(chunks[0]!);
   let text = '';
-  for (let i = 0; i < chunks.length; i++) text += chunks[i]!.toString('latin1');
+  for (let i = 0; i < chunks.length; i++) text += latin1(chunks[i]!);
   return text;
 }
 

@@ -12,6 +12,12 @@ describe('responseHeaders (raw undici pairs → the header object written to the
     });
   });
 
+  it('keeps obs-text bytes (0x80-0xFF) of a value as one character each, as latin1 decoding does', () => {
+    const value = Buffer.from([0x61, 0x80, 0xe9, 0xff]);
+    assert.deepEqual(responseHeaders([Buffer.from('X-Bytes'), value]), { 'x-bytes': value.toString('latin1') });
+    assert.equal(responseHeaders([Buffer.from('X-Bytes'), value])['x-bytes'], 'a\x80\xe9\xff');
+  });
+
   it('drops every hop-by-hop header', () => {
     const out = responseHeaders(
       raw('Connection', 'keep-alive', 'Keep-Alive', 'timeout=5', 'Transfer-Encoding', 'chunked', 'TE', 'x', 'Trailer', 'y', 'Upgrade', 'h2c', 'Proxy-Connection', 'z', 'Date', 'd'),
