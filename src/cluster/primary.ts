@@ -33,6 +33,7 @@ import { probeListen } from './listen-probe.js';
 import type { BackendStateUpdate, PrepareMessage, PrimaryMessage } from './messages.js';
 import { workerCount } from './worker-count.js';
 import { WorkerSlot, type SlotEvents, type WorkerAnswer, type WorkerExit } from './worker-slot.js';
+import type { EarlySignals } from '../server/early-signals.js';
 
 export interface PrimaryOptions {
   readonly file: string;
@@ -42,6 +43,8 @@ export interface PrimaryOptions {
   /** The configuration `lb run` starts from, validated, and the text it was read from. */
   readonly config: LbConfig;
   readonly source: string;
+  /** SIGTERM, SIGINT and SIGHUP held since `lb run` began, until this process can act on them. */
+  readonly signals: EarlySignals;
 }
 
 const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
@@ -168,17 +171,19 @@ export class ClusterPrimary {
   /** `lb run` until a signal: start, watch lb.toml, reload on save or SIGHUP, shut down on SIGTERM/SIGINT. */
   async run(): Promise<void> {
     await this.start();
-    const { file, watch } = this.#options;
-    if (watch) {
-      this.#watcher = new ConfigWatcher(file, () => this.reload('file saved', false));
+    const { file, watch, signals } = this.#options;
+    if (watch) this.#watcher = new ConfigWatcher(file, () => this.reload('file saved', false));
+    // Before the watcher starts: the workers serve from here on, and a signal must find the graceful path.
+    signals.handOver(
+      (signal) => this.shutdown(signal),
+      () => this.reload('SIGHUP', true),
+    );
+    if (this.#watcher !== undefined) {
       await this.#watcher.start();
       // A save between reading the file at startup and the watcher being ready raised no event.
       this.reload('file saved', false);
-      this.#logger.info({ watching: file }, `watching ${file} for changes`);
+      if (!this.#shuttingDown) this.#logger.info({ watching: file }, `watching ${file} for changes`);
     }
-    process.on('SIGHUP', () => this.reload('SIGHUP', true));
-    process.on('SIGTERM', () => this.shutdown('SIGTERM'));
-    process.on('SIGINT', () => this.shutdown('SIGINT'));
   }
 
   /**

@@ -11,6 +11,7 @@ import { loadConfigText } from '../config/load.js';
 import type { LbConfig } from '../config/types.js';
 import { ConfigSaves, readConfigSave, type ConfigSave } from './config-saves.js';
 import { ConfigWatcher } from './config-watcher.js';
+import { EarlySignals, type StopSignal } from './early-signals.js';
 import { problemsOf, locatePluginFailure } from './reload-history.js';
 import { Switchyard, type RootLogger } from './switchyard.js';
 import { workerCount } from '../cluster/worker-count.js';
@@ -22,12 +23,13 @@ export interface RunOptions {
 }
 
 export async function runProcess(options: RunOptions): Promise<void> {
+  const signals = new EarlySignals();
   const logger = pino({ name: 'switchyard', level: options.logLevel }) as unknown as RootLogger;
   const source = await readFile(options.file, 'utf8');
   const config = await loadConfigText(source, options.file);
   if (workerCount(config.server.workers) > 1) {
     const { runClusterPrimary } = await import('../cluster/primary.js');
-    return runClusterPrimary({ ...options, logger, config, source });
+    return runClusterPrimary({ ...options, logger, config, source, signals });
   }
   const lb = await startFrom(config, source, logger);
 
@@ -76,16 +78,8 @@ export async function runProcess(options: RunOptions): Promise<void> {
   };
 
   const watcher = options.watch ? new ConfigWatcher(options.file, () => reload('file saved', false)) : undefined;
-  if (watcher) {
-    await watcher.start();
-    // A save between reading the file at startup and the watcher being ready
-    // raised no event: compare once now (a no-op when nothing changed).
-    reload('file saved', false);
-    logger.info({ watching: options.file }, `watching ${options.file} for changes`);
-  }
-  process.on('SIGHUP', () => reload('SIGHUP', true));
 
-  const shutdown = (signal: 'SIGTERM' | 'SIGINT') => {
+  const shutdown = (signal: StopSignal) => {
     if (shuttingDown) {
       // A second signal: the operator does not want to wait for in-flight requests.
       logger.warn({ signal }, `${signal} again: exiting now without waiting for in-flight requests`);
@@ -100,8 +94,16 @@ export async function runProcess(options: RunOptions): Promise<void> {
       process.exit(0);
     })();
   };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  // Before the watcher starts: lb serves from here on, and a signal must find the graceful path.
+  signals.handOver(shutdown, () => reload('SIGHUP', true));
+
+  if (watcher) {
+    await watcher.start();
+    // A save between reading the file at startup and the watcher being ready
+    // raised no event: compare once now (a no-op when nothing changed).
+    reload('file saved', false);
+    if (!shuttingDown) logger.info({ watching: options.file }, `watching ${options.file} for changes`);
+  }
 }
 
 /** Starts from a validated config; a plugin that fails to start is reported at its place in the file. */

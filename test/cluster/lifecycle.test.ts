@@ -11,7 +11,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startBackend, startBackends } from '../helpers/backends.js';
-import { runLb } from '../helpers/lb-process.js';
+import { runLb, startLb } from '../helpers/lb-process.js';
 import { request, type TestResponse } from '../helpers/http-client.js';
 import { alive, backendList, clusterHead, eventually, primaryLines, startCluster } from './support.js';
 
@@ -95,6 +95,24 @@ backends = [{ url = "${backend.url}" }]
   assert.equal(code, 0, 'the primary exits 0');
   await eventually('every worker exited', 2000, async () => (pids.every((pid) => !alive(pid)) ? true : undefined));
   assert.ok(primaryLines(cluster.lb, (l) => l.msg === 'shutdown complete').length === 1);
+});
+
+test('SIGTERM to the primary the moment it reports listening, its config watcher still starting: graceful all the same, exit 0', async (t) => {
+  const backend = await startBackend('b');
+  const dir = await mkdtemp(join(tmpdir(), 'lb-cluster-'));
+  t.after(async () => {
+    await backend.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const file = join(dir, 'lb.toml');
+  await writeFile(file, `${clusterHead(await freePort())}\n[pools.web]\nbackends = [{ url = "${backend.url}" }]\n`);
+  const lb = await startLb(file, [], { processGroup: true });
+  t.after(() => lb.stop());
+  const exited = once(lb.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  lb.child.kill('SIGTERM');
+  const [code, signal] = await exited;
+  assert.deepEqual({ code, signal }, { code: 0, signal: null }, lb.text.join('\n'));
+  assert.ok(primaryLines(lb, (l) => l.msg === 'shutdown complete').length === 1);
 });
 
 test('a middleware that cannot start (created in the workers only) stops lb run with its file:line:col and exit code 1', async (t) => {

@@ -35,7 +35,7 @@ describe('graceful shutdown (lb run)', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function start(name: string): Promise<LbProcess> {
+  async function start(name: string, args = ['--no-watch']): Promise<LbProcess> {
     const file = join(dir, `${name}.toml`);
     await writeFile(
       file,
@@ -47,10 +47,19 @@ describe('graceful shutdown (lb run)', () => {
       backends = [{ url = "${backend.url}" }]
       `,
     );
-    const lb = await startLb(file, ['--no-watch', '--log-level', 'info']);
+    const lb = await startLb(file, [...args, '--log-level', 'info']);
     running.push(lb);
     return lb;
   }
+
+  it('SIGTERM the moment lb reports listening, its config watcher still starting: the graceful path all the same, exit 0', async () => {
+    const lb = await start('early', []);
+    const exited = once(lb.child, 'exit');
+    lb.child.kill('SIGTERM');
+    const [code, signal] = await exited;
+    assert.deepEqual({ code, signal }, { code: 0, signal: null }, lb.text.join('\n'));
+    assert.ok(lb.logs.some((l) => l.msg === 'shutdown complete'));
+  });
 
   it('SIGTERM during a 1 s request: it completes with 200, idle connections close, new ones are refused, exit 0', async () => {
     const lb = await start('graceful');
