@@ -10,7 +10,7 @@ export interface TestRedis {
   readonly url: string;
   readonly port: number;
   readonly process: ChildProcess;
-  /** Kills the server (SIGKILL, as a crash would) and waits for it to exit. */
+  /** Kills the server (SIGKILL, as a crash would; a SIGSTOPped one too) and waits for it to exit. */
   kill(): Promise<void>;
 }
 
