@@ -30,12 +30,14 @@ export class EarlySignals {
 
   /** From now on `shutdown` and `reload` handle the signals; what came while starting is acted on now. */
   handOver(shutdown: (signal: StopSignal) => void, reload: () => void): void {
-    process.off('SIGTERM', this.#holdStop);
-    process.off('SIGINT', this.#holdStop);
-    process.off('SIGHUP', this.#holdReload);
+    // On before off: Node drops its signal handler when the last listener
+    // goes, and a signal in that gap would kill the process or be lost.
     process.on('SIGTERM', shutdown);
     process.on('SIGINT', shutdown);
     process.on('SIGHUP', reload);
+    process.off('SIGTERM', this.#holdStop);
+    process.off('SIGINT', this.#holdStop);
+    process.off('SIGHUP', this.#holdReload);
     if (this.#stop !== undefined) shutdown(this.#stop);
     else if (this.#reload) reload();
   }

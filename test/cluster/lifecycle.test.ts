@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { freePort, startBackend, startBackends } from '../helpers/backends.js';
 import { runLb, startLb } from '../helpers/lb-process.js';
 import { request, type TestResponse } from '../helpers/http-client.js';
+import { within } from '../helpers/waiting.js';
 import { alive, backendList, clusterHead, eventually, primaryLines, startCluster } from './support.js';
 
 test('kill -9 one worker: it is restarted, and only the request in flight on it may fail', async (t) => {
@@ -110,7 +111,7 @@ test('SIGTERM to the primary the moment it reports listening, its config watcher
   t.after(() => lb.stop());
   const exited = once(lb.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
   lb.child.kill('SIGTERM');
-  const [code, signal] = await exited;
+  const [code, signal] = await within(exited, 15_000, `lb did not exit within 15 s of SIGTERM; its output:\n${lb.text.join('\n')}\n${lb.logs.map((l) => l.msg).join('\n')}`);
   assert.deepEqual({ code, signal }, { code: 0, signal: null }, lb.text.join('\n'));
   assert.ok(primaryLines(lb, (l) => l.msg === 'shutdown complete').length === 1);
 });

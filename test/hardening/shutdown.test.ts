@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { startBackend, type TestBackend } from '../../src/testing.js';
 import { startLb, type LbProcess } from '../helpers/lb-process.js';
 import { sendRaw } from '../helpers/raw-http.js';
+import { within } from '../helpers/waiting.js';
 
 describe('graceful shutdown (lb run)', () => {
   let backend: TestBackend;
@@ -56,7 +57,7 @@ describe('graceful shutdown (lb run)', () => {
     const lb = await start('early', []);
     const exited = once(lb.child, 'exit');
     lb.child.kill('SIGTERM');
-    const [code, signal] = await exited;
+    const [code, signal] = await within(exited, 15_000, `lb did not exit within 15 s of SIGTERM; its output:\n${lb.text.join('\n')}\n${lb.logs.map((l) => l.msg).join('\n')}`);
     assert.deepEqual({ code, signal }, { code: 0, signal: null }, lb.text.join('\n'));
     assert.ok(lb.logs.some((l) => l.msg === 'shutdown complete'));
   });
