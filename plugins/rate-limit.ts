@@ -279,6 +279,10 @@ export async function createStore(config: RateLimitConfig, logger: Logger): Prom
     // The first requests get a decision from Redis, not a failure while it connects. Redis
     // down delays the start by redis_timeout, at most a second (far inside create()'s deadline).
     await store.connected(Math.min(timeoutMs, 1000));
+    if (store.wrongDatabase !== undefined) {
+      await store.close();
+      throw new Error(store.wrongDatabase);
+    }
     return store;
   }
   return new MemoryBucketStore(config.rate, config.burst, config.max_keys);

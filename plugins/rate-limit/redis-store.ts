@@ -13,6 +13,12 @@
  * a command first fails, and its end once, when Redis has answered every
  * command in time for a second: a Redis whose latency hovers around the
  * timeout is one outage, not a warning every few requests.
+ *
+ * A database the server does not have (`redis://host/99` where it has 16)
+ * is refused by Redis's SELECT, after which the client would go on in
+ * database 0, mixing this limit's buckets with whatever lives there. So a
+ * refused SELECT fails the start (or the reload), and on a later connection
+ * makes every decision the configured failure until a SELECT succeeds.
  */
 import { Redis } from 'ioredis';
 import type { Logger } from '../../src/index.js';
@@ -116,6 +122,8 @@ export class RedisBucketStore implements RateLimitStore {
   /** When the last command was sent: while Redis is not answering, when the one it holds was. */
   #lastSentAt = 0;
   readonly #stuckMs: number;
+  /** Why this connection must not be used: Redis refused the database redis_url names. */
+  #wrongDatabase: string | undefined;
 
   constructor(options: RedisStoreOptions) {
     this.#options = options;
@@ -134,7 +142,9 @@ export class RedisBucketStore implements RateLimitStore {
     // Availability follows what commands see. A stalled server times commands
     // out while the connection stays up, so no 'ready' follows its recovery:
     // commands answered in time again (for RECOVERY_MS) are what end the outage.
-    this.#redis.on('error', (err: Error) => this.#unavailable(err));
+    this.#redis.on('error', (err: Error) => this.#onError(err));
+    // Each connection selects the database again; a refusal comes before 'ready'.
+    this.#redis.on('connect', () => (this.#wrongDatabase = undefined));
     this.#firstReady = new Promise((resolve) => {
       this.#redis.once('ready', resolve);
       this.#redis.once('end', resolve);
@@ -155,6 +165,22 @@ export class RedisBucketStore implements RateLimitStore {
     let timer: NodeJS.Timeout | undefined;
     const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
     return Promise.race([this.#firstReady, waited]).finally(() => clearTimeout(timer));
+  }
+
+  /** Why the database in redis_url cannot be used, or undefined. */
+  get wrongDatabase(): string | undefined {
+    return this.#wrongDatabase;
+  }
+
+  #onError(err: Error): void {
+    if ((err as Error & { command?: { name?: string } }).command?.name !== 'select') {
+      this.#unavailable(err);
+      return;
+    }
+    const database = this.#redis.options.db ?? 0;
+    const first = this.#wrongDatabase === undefined;
+    this.#wrongDatabase = `Redis at ${this.#where} has no database ${database} (${err.message}); choose one it has in redis_url (0 to 15 unless its redis.conf sets \`databases\`)`;
+    if (first) this.#options.logger.error({ redis: this.#where, database, err: err.message }, `rate-limit: ${this.#wrongDatabase}; failing ${this.#options.failure} meanwhile`);
   }
 
   #unavailable(err: Error): void {
@@ -196,6 +222,8 @@ export class RedisBucketStore implements RateLimitStore {
 
   async take(key: string): Promise<Decision> {
     const { rate, burst, keyPrefix } = this.#options;
+    // Never database 0 instead of the configured one.
+    if (this.#wrongDatabase !== undefined) return this.#failed;
     // Redis stopped answering: until the command it has is answered, send no more.
     if (!this.#answering && this.#unanswered > 0) {
       if (Date.now() - this.#lastSentAt >= this.#stuckMs) this.#replaceConnection();

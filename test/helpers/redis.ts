@@ -14,11 +14,18 @@ export interface TestRedis {
   kill(): Promise<void>;
 }
 
-export async function startRedis(): Promise<TestRedis> {
-  const port = await freePort();
+export interface StartRedisOptions {
+  /** A port chosen beforehand (one a client was pointed at while nothing listened); default: a free one. */
+  readonly port?: number;
+  /** More redis-server arguments, e.g. ['--databases', '2']. */
+  readonly args?: readonly string[];
+}
+
+export async function startRedis(options: StartRedisOptions = {}): Promise<TestRedis> {
+  const port = options.port ?? (await freePort());
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes', ...(options.args ?? [])],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const exited = once(child, 'exit');

@@ -1,14 +1,18 @@
 /** rate-limit with store = "redis": one limit shared by two instances, over a real redis-server. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import http from 'node:http';
 import net from 'node:net';
 import { Redis } from 'ioredis';
 import type { Logger } from '../../src/index.js';
 import { RECOVERY_MS, RedisBucketStore } from '../../plugins/rate-limit/redis-store.js';
 import { startSwitchyard, type RunningSwitchyard } from '../../src/testing.js';
-import { startBackend, type TestBackend } from '../helpers/backends.js';
+import { freePort, startBackend, type TestBackend } from '../helpers/backends.js';
 import { request } from '../helpers/http-client.js';
+import { runLb } from '../helpers/lb-process.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
 function toml(backend: TestBackend, redisUrl: string, extra = ''): string {
@@ -343,6 +347,75 @@ test('a connection whose Redis went silent without a reset is replaced, and deci
   } finally {
     await store?.close();
     await relay?.close();
+    await redis?.kill();
+  }
+});
+
+test('lb run refuses a redis_url naming a database the Redis does not have, at its pipeline entry, instead of using database 0', async () => {
+  let redis: TestRedis | undefined;
+  let backend: TestBackend | undefined;
+  const dir = await mkdtemp(join(tmpdir(), 'lb-redis-db-'));
+  try {
+    redis = await startRedis();
+    backend = await startBackend('b');
+    const file = join(dir, 'lb.toml');
+    await writeFile(file, toml(backend, `${redis.url}/99`));
+    const { code, stderr } = await runLb(['run', '-c', file]);
+    assert.equal(code, 1, stderr);
+    assert.match(
+      stderr,
+      new RegExp(`lb\\.toml:7:1 pipeline\\[0\\]\\.plugin: plugin "rate-limit" failed to start: Redis at redis://127\\.0\\.0\\.1:${redis.port}/99 has no database 99 \\(ERR DB index is out of range\\); choose one it has in redis_url`),
+    );
+    assert.equal(backend.hits, 0);
+  } finally {
+    await backend?.close();
+    await redis?.kill();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+/** Waits (at most 5 s) until a client other than the one asking is connected to Redis at `url`. */
+async function untilConnected(url: string, lines: readonly string[]): Promise<void> {
+  const client = new Redis(url);
+  try {
+    const deadline = Date.now() + 5000;
+    while (!/^connected_clients:([2-9]|\d\d)/m.test(await client.info('clients'))) {
+      assert.ok(Date.now() < deadline, `the store did not connect within 5 s:\n${lines.join('\n')}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } finally {
+    client.disconnect();
+  }
+}
+
+test('a Redis reached only later that lacks the configured database: every decision is the configured failure, database 0 is never written, and a Redis that has it is used', async () => {
+  let redis: TestRedis | undefined;
+  let store: RedisBucketStore | undefined;
+  const port = await freePort();
+  try {
+    const { logger, lines } = recordingLogger();
+    // Nothing listens yet: the start goes on, failing closed.
+    store = new RedisBucketStore({ url: `redis://127.0.0.1:${port}/3`, rate: 1000, burst: 1000, failure: 'closed', timeoutMs: 50, keyPrefix: 'test:db:', logger });
+    await store.connected(100);
+    assert.equal((await store.take('client')).allowed, false);
+
+    redis = await startRedis({ port, args: ['--databases', '2'] });
+    await untilConnected(redis.url, lines);
+    for (let i = 0; i < 5; i++) assert.equal((await store.take('client')).allowed, false);
+    assert.equal(await scriptCalls(redis.url), 0, 'no token was taken in another database');
+    assert.equal(lines.filter((l) => /has no database 3/.test(l)).length, 1, lines.join('\n'));
+
+    await redis.kill();
+    redis = await startRedis({ port });
+    await untilAnswered(store, 'client');
+    const client = new Redis(`${redis.url}/3`);
+    try {
+      assert.equal(await client.exists('test:db:client'), 1, 'the bucket is in database 3');
+    } finally {
+      client.disconnect();
+    }
+  } finally {
+    await store?.close();
     await redis?.kill();
   }
 });
