@@ -135,7 +135,9 @@ export class RedisBucketStore implements RateLimitStore {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       connectTimeout: Math.max(1000, options.timeoutMs),
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+      // Every decision fails open or closed until Redis is back: try again often
+      // (a refused connect costs next to nothing), so a restarted Redis is used within a second.
+      retryStrategy: (attempt) => Math.min(attempt * 200, 1000),
       lazyConnect: false,
     }) as ScriptedRedis;
     this.#redis.defineCommand('takeToken', { numberOfKeys: 1, lua: TAKE_TOKEN });
