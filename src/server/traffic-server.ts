@@ -34,6 +34,7 @@ import { isWholeBody, readWholeBody } from './whole-body.js';
 import { checkRequest, isValidHostHeader } from './request-guard.js';
 import { passTurn, takeTurn, waitTurn } from './connection-turn.js';
 import { readListenerCertificate } from './listener-settings.js';
+import { RepeatedWarnings } from './repeated-warnings.js';
 import { closeAfterResponse, drainUnreadBody, hasUnreadBody, isClosing, LINGER_MS, settleUnreadBody } from './unread-body.js';
 
 const kContext = Symbol('switchyard.context');
@@ -83,16 +84,20 @@ const MAX_HEADERS_KEPT = 10_001;
  * request (the client went away); drain a small unread body; serve the next
  * request waiting on the connection.
  */
-function responseCloseListener(logger: Logger, serveNext: (next: WaitingRequest) => void): (this: TrackedResponse) => void {
+function responseCloseListener(warnings: RepeatedWarnings, serveNext: (next: WaitingRequest) => void): (this: TrackedResponse) => void {
   return function onResponseClose(this: TrackedResponse): void {
     const ctx = this[kContext];
     if (ctx !== undefined && !this.writableFinished) {
       const failure = ctx.exchange?.failure;
       if (failure !== undefined && failure.status >= 500) {
         const cause = failure.cause as { code?: string; message?: string } | undefined;
-        logger.warn(
-          { code: failure.code, backend: ctx.backend?.url, err: cause?.code ?? cause?.message },
-          `backend ${ctx.backend?.url} broke off its response (${cause?.code ?? cause?.message ?? failure.code}): the client connection was cut`,
+        // undici's code alone (UND_ERR_SOCKET) does not tell a close from a reset: its message does.
+        const why = cause?.code !== undefined && cause.message !== undefined ? `${cause.code}: ${cause.message}` : (cause?.code ?? cause?.message);
+        warnings.warn(
+          failure.code,
+          `${ctx.backend?.url}\0${why}`,
+          { code: failure.code, backend: ctx.backend?.url, err: why },
+          `backend ${ctx.backend?.url} broke off its response (${why ?? failure.code}): the client connection was cut`,
         );
       }
       ctx.discardUpstream();
@@ -153,6 +158,7 @@ export class TrafficServer {
   generation: Generation;
   readonly #sockets = new Set<Socket>();
   readonly #onResponseClose: (this: TrackedResponse) => void;
+  readonly #warnings: RepeatedWarnings;
   #closing = false;
 
   constructor(
@@ -160,7 +166,8 @@ export class TrafficServer {
     private readonly logger: Logger,
   ) {
     this.generation = generation;
-    this.#onResponseClose = responseCloseListener(logger, this.#serveNext);
+    this.#warnings = new RepeatedWarnings(logger);
+    this.#onResponseClose = responseCloseListener(this.#warnings, this.#serveNext);
     const config = generation.config.server;
     const options = TrafficServer.serverOptions(config);
     this.protocol = config.tls ? 'https' : 'http';
@@ -224,6 +231,7 @@ export class TrafficServer {
       await closed;
     } finally {
       clearInterval(sweep);
+      this.#warnings.flush();
     }
   }
 
@@ -340,7 +348,10 @@ export class TrafficServer {
     ctx.discardUpstream();
     const error = asLbError(err);
     if (error.code === 'LB_ERR_PLUGIN' || error.status >= 500) {
-      this.logger.warn(
+      const cause = error.cause as { code?: unknown; message?: unknown } | undefined;
+      this.#warnings.warn(
+        error.code,
+        `${route.pool.name}\0${ctx.backend?.url}\0${cause?.code}\0${cause?.message}\0${error.message}`,
         { code: error.code, route: route.name, pool: route.pool.name, backend: ctx.backend?.url, err: error.cause ?? error.message },
         error.message,
       );
