@@ -163,7 +163,7 @@ export class TrafficServer {
 
   constructor(
     generation: Generation,
-    private readonly logger: Logger,
+    logger: Logger,
   ) {
     this.generation = generation;
     this.#warnings = new RepeatedWarnings(logger);
