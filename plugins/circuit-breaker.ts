@@ -185,11 +185,39 @@ const DONE: Promise<void> = Promise.resolve();
  * Circuits by backend URL, and the URLs whose circuit is not closed. Handed
  * from one generation to the next as one object: the old generation's
  * in-flight requests keep recording into it while it drains.
+ *
+ * Every instance sharing it registers the backend URLs its configuration
+ * lists; when one closes, the circuits of URLs that no instance still using
+ * them lists are dropped. Otherwise each URL ever configured would keep its
+ * circuit for the life of the process: without bound where backends come
+ * and go by address (autoscaled pods), and each key — a slice of the lb.toml
+ * text it was read from — keeps that whole text alive.
  */
 class Circuits {
   readonly byUrl = new Map<string, CircuitState>();
   /** When empty, handle() skips the pool scan. */
   readonly tripped = new Set<string>();
+  /** The backend URLs of each instance using these circuits. */
+  readonly #users = new Map<object, ReadonlySet<string>>();
+
+  use(instance: object, urls: ReadonlySet<string>): void {
+    this.#users.set(instance, urls);
+  }
+
+  /** `instance` closed: forgets the circuits of backends none of the remaining instances lists. */
+  release(instance: object): void {
+    this.#users.delete(instance);
+    for (const url of this.byUrl.keys()) {
+      if (this.#listed(url)) continue;
+      this.byUrl.delete(url);
+      this.tripped.delete(url);
+    }
+  }
+
+  #listed(url: string): boolean {
+    for (const urls of this.#users.values()) if (urls.has(url)) return true;
+    return false;
+  }
 }
 
 export default definePlugin({
@@ -266,7 +294,7 @@ export default definePlugin({
       if (url !== undefined) settle(url, failed, probed);
     }
 
-    return {
+    const instance: MiddlewareInstance = {
       handle(ctx: RequestContext, next: Next): Promise<void> {
         if (tripped.size === 0) return forward(ctx, next, undefined);
         const backends = ctx.pool.backends;
@@ -299,6 +327,11 @@ export default definePlugin({
       handOver(): unknown {
         return state;
       },
+      close(): void {
+        state.release(instance);
+      },
     };
+    state.use(instance, api.backendUrls);
+    return instance;
   },
 });

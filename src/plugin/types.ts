@@ -41,6 +41,14 @@ export interface PluginApi {
   /** The name this plugin was configured under (`plugin = "…"`). */
   readonly pluginName: string;
   /**
+   * Every backend URL the configuration of this instance lists, over all its
+   * pools (as `Candidate.url`). State kept per backend URL and handed over
+   * across reloads must drop the URLs no longer listed, or it grows with
+   * every backend that ever came and went (autoscaled pods, each with a new
+   * address): see `handOver`.
+   */
+  readonly backendUrls: ReadonlySet<string>;
+  /**
    * State the previous configuration generation's instance of this plugin
    * handed over (see `PluginInstance.handOver`), when its config did not change.
    */
@@ -155,7 +163,9 @@ export interface PluginInstance {
    * Both instances are closed later, in either order (the old one after it
    * drains; the new one first if its generation fails to build): when the
    * shared state holds a resource (a socket, a timer), count the instances
-   * using it and release it in the last `close()`.
+   * using it and release it in the last `close()`. State kept per backend
+   * URL is pruned the same way: in `close()`, to the `api.backendUrls` of
+   * the instances still using it.
    * A throw is logged and the new instance starts without inherited state.
    */
   handOver?(): unknown;

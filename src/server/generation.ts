@@ -154,6 +154,7 @@ export class Generation {
     const pools = new Map<string, PoolRuntime>();
     const predecessors = previous?.predecessors(config) ?? { byIdentity: new Map<string, CreatedPlugin[]>(), reserved: new Set<CreatedPlugin>() };
     const deadlines = deps.pluginDeadlines ?? PLUGIN_DEADLINES;
+    const backendUrls: ReadonlySet<string> = new Set(Object.values(config.pools).flatMap((pool) => pool.backends.map((b) => b.url)));
     // keyPath: the key that names the plugin (`plugin`, `strategy`, `checker`), where a failure is reported.
     const instantiate = async <I extends PluginInstance>(ref: PluginRef, keyPath = `${ref.keyPath}.plugin`): Promise<I> => {
       const api: PluginApi = {
@@ -161,6 +162,7 @@ export class Generation {
         clock,
         configDir: config.dir,
         pluginName: ref.name,
+        backendUrls,
         inherited: previous?.handOver(predecessors, ref),
       };
       let outcome: I | typeof TIMED_OUT;

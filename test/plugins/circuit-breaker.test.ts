@@ -29,11 +29,12 @@ function config(table: unknown): CircuitBreakerConfig {
   return copy as unknown as CircuitBreakerConfig;
 }
 
-function apiAt(clock: { now: number }, inherited?: unknown): PluginApi {
+function apiAt(clock: { now: number }, inherited?: unknown, backendUrls: readonly string[] = [A, B]): PluginApi {
   return {
     pluginName: 'circuit-breaker',
     clock: { now: () => clock.now },
     logger: { debug: noop, info: noop, warn: noop, error: noop },
+    backendUrls: new Set(backendUrls),
     inherited,
   } as unknown as PluginApi;
 }
@@ -310,6 +311,24 @@ test('handOver: circuits survive a reload', async () => {
   const first = await circuitBreaker.create(config({ window: 1, min_requests: 1 }), apiAt(clock));
   await send(first, h, A);
   const second = await circuitBreaker.create(config({ window: 1, min_requests: 1 }), apiAt(clock, first.handOver!()));
+  assert.deepEqual([...(await send(second, h)).ctx.excluded], [A]);
+});
+
+test('handOver: the circuit of a backend the new configuration drops goes once its old instance closes; a failed build forgets nothing', async () => {
+  const clock = { now: 0 };
+  const h = harness({ [A]: 500, [B]: 500 });
+  const options = config({ window: 1, min_requests: 1 });
+  const first = await circuitBreaker.create(options, apiAt(clock, undefined, [A, B]));
+  await send(first, h, A);
+  await send(first, h, B);
+  // A reload whose generation fails to build: its instance is closed first, the running one keeps both circuits.
+  const failed = await circuitBreaker.create(options, apiAt(clock, first.handOver!(), [A]));
+  await failed.close!();
+  assert.deepEqual([...(await send(first, h)).ctx.excluded], [A, B]);
+  // A reload that drops B: while the old instance drains both circuits hold; once it closes, only A's.
+  const second = await circuitBreaker.create(options, apiAt(clock, first.handOver!(), [A]));
+  assert.deepEqual([...(await send(second, h)).ctx.excluded], [A, B]);
+  await first.close!();
   assert.deepEqual([...(await send(second, h)).ctx.excluded], [A]);
 });
 

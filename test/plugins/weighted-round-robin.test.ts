@@ -5,7 +5,7 @@ import weightedRoundRobinPlugin, { pickSmoothWeighted, type SmoothWeight } from 
 
 /** Through the contract, as the core calls it. */
 const weightedRoundRobin: StrategyDefinition = weightedRoundRobinPlugin;
-const api = { pluginName: 'weighted-round-robin' } as PluginApi;
+const api = { pluginName: 'weighted-round-robin', backendUrls: new Set<string>() } as unknown as PluginApi;
 const ctx = { clientIp: '127.0.0.1', headers: {} } as unknown as RequestContext;
 
 function backend(name: string, weight: number): Candidate {
@@ -100,6 +100,23 @@ test('a reloaded instance carries on the cycle it inherits', async () => {
   first.pick(pool, ctx);
   const second = await weightedRoundRobin.create({}, { ...api, inherited: first.handOver!() } as PluginApi);
   assert.equal(second.pick(pool, ctx), pool[1]);
+});
+
+test('a backend the configuration no longer lists loses its slot once the instances listing it have closed; the cycle starts afresh', async () => {
+  const [a, b, c] = [backend('a', 5), backend('b', 1), backend('c', 1)];
+  const urls = (...members: Candidate[]) => ({ ...api, backendUrls: new Set(members.map((m) => m.url)) }) as PluginApi;
+  const first = await weightedRoundRobin.create({}, urls(a, b, c));
+  first.pick([a, b, c], ctx);
+  first.pick([a, b, c], ctx);
+  // A failed build closes its instance first: the running one keeps c's slot and its place in the cycle.
+  const failed = await weightedRoundRobin.create({}, { ...urls(a, b), inherited: first.handOver!() } as PluginApi);
+  await failed.close!();
+  const second = await weightedRoundRobin.create({}, { ...urls(a, b), inherited: first.handOver!() } as PluginApi);
+  assert.equal(second.pick([a, b, c], ctx), b, 'the third pick of a a b a c a a, on the state both instances share');
+  await first.close!();
+  const state = (second.handOver!() as { byUrl: Map<string, SmoothWeight> }).byUrl;
+  assert.deepEqual([...state.keys()], [a.url, b.url]);
+  assert.deepEqual(run([a, b], state, 6), ['a', 'a', 'a', 'b', 'a', 'a']);
 });
 
 test('a reload that changes weights starts a fresh cycle: 1000:1000 → 1:1 alternates at once instead of a burst to one backend', async () => {
