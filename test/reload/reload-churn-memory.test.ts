@@ -111,3 +111,71 @@ test(`${MEASURED_RELOADS} reloads each naming a new backend URL, through circuit
       `about ${Math.round(result.growthBytes / MEASURED_RELOADS)} bytes per reload stay reachable`,
   );
 });
+
+const ADDED_BACKENDS = 50;
+
+/**
+ * Backends added one per reload and kept (a pool scaling up): each stays in
+ * the registry across reloads, and its URL must not be a slice of the
+ * lb.toml text that first listed it. The same growth is measured twice, with
+ * lb.toml padded to PADDING_BYTES and without; what the padding adds is what
+ * the backends keep of the texts.
+ */
+const ACCUMULATING_CHILD = `
+  import { startSwitchyard, startBackend } from ${JSON.stringify(TESTING)};
+  const backends = await Promise.all(Array.from({ length: ${ADDED_BACKENDS + 1} }, (_, i) => startBackend('b' + i)));
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const settledHeap = async () => {
+    await sleep(300);
+    for (let i = 0; i < 4; i++) {
+      globalThis.gc();
+      await sleep(10);
+    }
+    return process.memoryUsage().heapUsed;
+  };
+  const growth = async (paddingBytes) => {
+    const padding = ('# ' + 'x'.repeat(77) + '\\n').repeat(Math.ceil(paddingBytes / 80));
+    const toml = (n) => \`[server]
+listen = "127.0.0.1:0"
+shutdown_grace = "100ms"
+
+[pools.web]
+backends = [\${backends.slice(0, n + 1).map((b) => '{ url = "' + b.url + '" }').join(', ')}]
+
+\${padding}\`;
+    const lb = await startSwitchyard({ toml: toml(0) });
+    try {
+      const before = await settledHeap();
+      for (let n = 1; n <= ${ADDED_BACKENDS}; n++) await lb.reload(toml(n));
+      return (await settledHeap()) - before;
+    } finally {
+      await lb.close();
+    }
+  };
+  try {
+    // Once for what the first run compiles and caches.
+    await growth(0);
+    const plain = await growth(0);
+    const padded = await growth(${PADDING_BYTES});
+    process.stdout.write(JSON.stringify({ plain, padded }));
+  } finally {
+    await Promise.all(backends.map((backend) => backend.close()));
+  }
+`;
+
+test(`${ADDED_BACKENDS} backends added one reload at a time keep nothing of the lb.toml texts that listed them`, async (t) => {
+  const { stdout } = await execFileAsync(process.execPath, ['--expose-gc', '--input-type=module', '-e', ACCUMULATING_CHILD], {
+    timeout: 20_000,
+    killSignal: 'SIGKILL',
+    maxBuffer: 1024 * 1024,
+  });
+  const { plain, padded } = JSON.parse(stdout) as { plain: number; padded: number };
+  t.diagnostic(`heap growth for ${ADDED_BACKENDS} backends: ${plain} bytes with a bare lb.toml, ${padded} with one padded to ${PADDING_BYTES} bytes`);
+  // Each backend keeping its text would add ADDED_BACKENDS × PADDING_BYTES: 3.2 MB.
+  const limit = (ADDED_BACKENDS * PADDING_BYTES) / 5;
+  assert.ok(
+    padded - plain < limit,
+    `a padded lb.toml added ${((padded - plain) / 1048576).toFixed(2)} MB over ${ADDED_BACKENDS} added backends (limit ${(limit / 1048576).toFixed(2)} MB): ` +
+      `about ${Math.round((padded - plain) / ADDED_BACKENDS)} bytes of lb.toml text per backend stay reachable`,
+  );
+});
