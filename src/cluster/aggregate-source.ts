@@ -11,7 +11,10 @@
  * The sums are written into the primary's own Backend objects, which serve
  * no traffic in the primary, so status.ts and metrics.ts read them exactly as
  * with one process. Counters of worker processes that exited are kept in a
- * baseline, so a restart does not make request counters go backwards.
+ * baseline, so a restart does not make request counters go backwards —
+ * for the backends the configuration still lists: one a reload removes is
+ * forgotten, as in a single process (where its Backend goes), so backends
+ * that come and go by address (autoscaled pods) do not pile up here.
  */
 import type { AdminSource, WorkerStatus } from '../admin/admin-source.js';
 import type { Switchyard } from '../server/switchyard.js';
@@ -58,7 +61,9 @@ export class ClusterAdminSource implements AdminSource {
   constructor(
     private readonly lb: Switchyard,
     private readonly slots: () => readonly WorkerSlot[],
-  ) {}
+  ) {
+    lb.registry.on('released', (backend) => this.#baseline.delete(backend.url));
+  }
 
   get generation(): AdminSource['generation'] {
     return this.lb.generation;
@@ -79,6 +84,8 @@ export class ClusterAdminSource implements AdminSource {
   /** Keeps what an exited worker process had counted. */
   retire(counters: readonly BackendCounters[]): void {
     for (const c of counters) {
+      // Already removed by a reload (the worker was still draining it).
+      if (this.lb.registry.get(c.url) === undefined) continue;
       let totals = this.#baseline.get(c.url);
       if (totals === undefined) this.#baseline.set(c.url, (totals = emptyTotals(c.responses.length, c.durationCounts.length)));
       addInto(totals, c, false);
