@@ -18,11 +18,13 @@ const CHILD = `
 import { EarlySignals } from ${JSON.stringify(EARLY_SIGNALS)};
 let reloads = 0;
 let previous;
+// Held before 'ready', as lb run holds from its first line: the parent
+// signals as soon as it reads that line, and a SIGHUP before the first
+// listener is Node's default, death, whatever the handover does.
+let signals = new EarlySignals();
 process.stdout.write('ready\\n');
 const end = Date.now() + 600;
 for (let i = 1; Date.now() < end; i++) {
-  // The new holds come before the previous handlers go: the only gap left is the handover's own.
-  const signals = new EarlySignals();
   if (previous !== undefined) {
     process.off('SIGTERM', previous.shutdown);
     process.off('SIGINT', previous.shutdown);
@@ -30,6 +32,8 @@ for (let i = 1; Date.now() < end; i++) {
   }
   previous = { shutdown: () => {}, reload: () => reloads++ };
   signals.handOver(previous.shutdown, previous.reload);
+  // The next holds come before these handlers go: the only gap left is the handover's own.
+  signals = new EarlySignals();
   // Let the signals queued meanwhile be delivered.
   if (i % 50 === 0) await new Promise((resolve) => setImmediate(resolve));
 }
