@@ -99,7 +99,9 @@ test('with no health table, passive detection takes a dead backend out after pas
   const dead = { url: `http://127.0.0.1:${deadPort}` };
   let revived: CheckedBackend | undefined;
   t.after(() => closeAll(revived ? [...backends, revived] : backends));
-  const lb = await startSwitchyard({ toml: config([...backends, dead], '', 'passive_failures = 2\npassive_cooldown = "400ms"') });
+  // The cooldown must outlast the 32 requests and the /status read below that
+  // expect the backend out: a loaded machine took 600 ms over them, past a 400 ms one.
+  const lb = await startSwitchyard({ toml: config([...backends, dead], '', 'passive_failures = 2\npassive_cooldown = "2s"') });
   t.after(() => lb.close());
 
   const first = await spread(lb.url, 12);
@@ -112,7 +114,7 @@ test('with no health table, passive detection takes a dead backend out after pas
   assert.equal(status.health_checks, null);
 
   revived = await startCheckedBackend('b3', deadPort);
-  await waitFor('the cooldown to let b3 back', async () => ((await spread(lb.url, 6)).b3 ?? 0) > 0, 3000);
+  await waitFor('the cooldown to let b3 back', async () => ((await spread(lb.url, 6)).b3 ?? 0) > 0, 5000);
   const back = await backendStatus(lb, dead.url);
   assert.equal(back.state, 'unknown');
   assert.match(back.reason, /cooldown/);

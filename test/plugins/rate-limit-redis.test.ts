@@ -15,7 +15,7 @@ import { request } from '../helpers/http-client.js';
 import { runLb } from '../helpers/lb-process.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
-function toml(backend: TestBackend, redisUrl: string, extra = ''): string {
+function toml(backend: TestBackend, redisUrl: string, extra = '', rate = 5): string {
   return `
 [server]
 listen = "127.0.0.1:0"
@@ -23,7 +23,7 @@ listen = "127.0.0.1:0"
 backends = [{ url = "${backend.url}" }]
 [[pipeline]]
 plugin = "rate-limit"
-rate = 5
+rate = ${rate}
 burst = 5
 store = "redis"
 redis_url = "${redisUrl}"
@@ -39,16 +39,20 @@ test('two instances on different ports share one Redis-backed limit, and survive
   try {
     redis = await startRedis();
     backend = await startBackend('b');
-    instances.push(await startSwitchyard({ toml: toml(backend, redis.url) }));
-    instances.push(await startSwitchyard({ toml: toml(backend, redis.url) }));
-    // Both instances connect before the burst, so none of it fails open.
+    // A token per minute: the 20 pass what the shared bucket of 5 holds, however
+    // long a loaded machine takes over them (at 5/s, 300 ms of it passed a 7th).
+    const rate = 1 / 60;
+    instances.push(await startSwitchyard({ toml: toml(backend, redis.url, '', rate) }));
+    instances.push(await startSwitchyard({ toml: toml(backend, redis.url, '', rate) }));
+    // Both instances connect before the burst, so none of it fails open. Each
+    // warm-up takes a token, or none if it came before the connection (failing open).
     await Promise.all(instances.map((lb) => request(lb.url, { agent, headers: { 'x-warmup': '1' } })));
-    await new Promise((r) => setTimeout(r, 1100)); // the warm-up took 2 tokens; let the bucket refill (rate 5/s).
 
     const statuses: number[] = [];
     for (let i = 0; i < 20; i++) statuses.push((await request(instances[i % 2]!.url, { agent })).status);
     const passed = statuses.filter((s) => s === 200).length;
-    assert.ok(passed >= 4 && passed <= 6, `${passed} of 20 passed across both instances: ${statuses.join(',')}`);
+    // One bucket per instance instead of one shared would pass 8 to 10.
+    assert.ok(passed >= 3 && passed <= 5, `${passed} of 20 passed across both instances: ${statuses.join(',')}`);
     assert.ok(statuses.every((s) => s === 200 || s === 429));
 
     await redis.kill();
