@@ -30,11 +30,12 @@ test('lb run: /healthz answers, a saved [admin] listen moves it, SIGTERM closes 
   t.after(() => closeAll(backends));
   const dir = await mkdtemp(join(tmpdir(), 'switchyard-admin-cli-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
-  const [traffic, first, second] = [await freePort(), await freePort(), await freePort()];
+  // Free a moment ago, not reserved: under load another process may take one, and lb's output then says so.
+  const [first, second] = [await freePort(), await freePort()];
   const file = join(dir, 'lb.toml');
   const toml = (admin: number, interval: string) => `
 [server]
-listen = "127.0.0.1:${traffic}"
+listen = "127.0.0.1:0"
 [admin]
 listen = "127.0.0.1:${admin}"
 [pools.web]
@@ -53,8 +54,19 @@ interval = "${interval}"
   t.after(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
+  /** Until `url` answers; failing at once if lb exits, and with what lb said either way. */
+  const adminAnswers = async (what: string, url: string) => {
+    try {
+      await waitFor(what, () => {
+        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`lb exited (${child.exitCode ?? child.signalCode})`);
+        return answers(url);
+      }, 10_000, 50);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; lb's output:\n${output}`);
+    }
+  };
 
-  await waitFor('the admin API', () => answers(`http://127.0.0.1:${first}/healthz`), 10_000, 50);
+  await adminAnswers('the admin API', `http://127.0.0.1:${first}/healthz`);
   const status = await waitFor('the backend checked up', async () => {
     const s = await getJson(`http://127.0.0.1:${first}/status`);
     return s.pools.web.backends[0].state === 'up' && s;
@@ -62,7 +74,7 @@ interval = "${interval}"
   assert.equal(status.pools.web.health.interval_ms, 100);
 
   await writeFile(file, toml(second, '200ms'));
-  await waitFor('the admin API on its new address', () => answers(`http://127.0.0.1:${second}/healthz`), 10_000, 50);
+  await adminAnswers('the admin API on its new address', `http://127.0.0.1:${second}/healthz`);
   assert.equal(await answers(`http://127.0.0.1:${first}/healthz`), false, 'the old address is closed');
   const reloaded = await getJson(`http://127.0.0.1:${second}/status`);
   assert.equal(reloaded.generation, 2);
