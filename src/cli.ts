@@ -9,7 +9,6 @@ import { resolve } from 'node:path';
 import { ConfigError, formatIssue } from './config/issues.js';
 import { loadConfigFile } from './config/load.js';
 import { fullSchema } from './config/full-schema.js';
-import { runProcess } from './server/run-process.js';
 
 const EXIT_INVALID = 1;
 const EXIT_USAGE = 2;
@@ -50,6 +49,8 @@ program
   .action(async (opts: { config: string; watch: boolean; logLevel: string }) => {
     const file = resolve(opts.config);
     try {
+      // Imported here: validate and schema need none of the server (undici, pino, the proxy).
+      const { runProcess } = await import('./server/run-process.js');
       await runProcess({ file, watch: opts.watch, logLevel: opts.logLevel });
     } catch (err) {
       process.exitCode = reportLoadFailure(err, opts.config);
