@@ -26,6 +26,19 @@ const MEASURED_RELOADS = 200;
 /** lb.toml is padded with a comment this long, so a retained copy of its text is plain in the heap. */
 const PADDING_BYTES = 64 * 1024;
 
+/** For the child scripts: the heap in use after full collections, once a replaced generation has retired (shutdown_grace) and closed. */
+const SETTLED_HEAP = `
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const settledHeap = async () => {
+    await sleep(300);
+    for (let i = 0; i < 4; i++) {
+      globalThis.gc();
+      await sleep(10);
+    }
+    return process.memoryUsage().heapUsed;
+  };
+`;
+
 interface ChurnResult {
   readonly growthBytes: number;
   readonly liveGenerations: number[];
@@ -55,16 +68,7 @@ backends = [{ url = "\${backends[i].url}" }]
 plugin = "circuit-breaker"
 
 \${padding}\`;
-  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-  /** Heap in use after full collections, once the replaced generation has retired (shutdown_grace) and closed. */
-  const settledHeap = async () => {
-    await sleep(300);
-    for (let i = 0; i < 4; i++) {
-      globalThis.gc();
-      await sleep(10);
-    }
-    return process.memoryUsage().heapUsed;
-  };
+  ${SETTLED_HEAP}
   const generations = [];
   const statuses = {};
   const lb = await startSwitchyard({ toml: toml(0) });
@@ -124,15 +128,7 @@ const ADDED_BACKENDS = 50;
 const ACCUMULATING_CHILD = `
   import { startSwitchyard, startBackend } from ${JSON.stringify(TESTING)};
   const backends = await Promise.all(Array.from({ length: ${ADDED_BACKENDS + 1} }, (_, i) => startBackend('b' + i)));
-  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-  const settledHeap = async () => {
-    await sleep(300);
-    for (let i = 0; i < 4; i++) {
-      globalThis.gc();
-      await sleep(10);
-    }
-    return process.memoryUsage().heapUsed;
-  };
+  ${SETTLED_HEAP}
   const growth = async (paddingBytes) => {
     const padding = ('# ' + 'x'.repeat(77) + '\\n').repeat(Math.ceil(paddingBytes / 80));
     const toml = (n) => \`[server]
