@@ -33,6 +33,7 @@ import {
   durationSchema,
   LbError,
   parseDuration,
+  PerBackendState,
   type MiddlewareInstance,
   type Next,
   type PluginApi,
@@ -184,39 +185,17 @@ const DONE: Promise<void> = Promise.resolve();
 /**
  * Circuits by backend URL, and the URLs whose circuit is not closed. Handed
  * from one generation to the next as one object: the old generation's
- * in-flight requests keep recording into it while it drains.
- *
- * Every instance sharing it registers the backend URLs its configuration
- * lists; when one closes, the circuits of URLs that no instance still using
- * them lists are dropped. Otherwise each URL ever configured would keep its
- * circuit for the life of the process: without bound where backends come
- * and go by address (autoscaled pods), and each key — a slice of the lb.toml
- * text it was read from — keeps that whole text alive.
+ * in-flight requests keep recording into it while it drains. A backend the
+ * configuration no longer lists loses its circuit (PerBackendState).
  */
-class Circuits {
-  readonly byUrl = new Map<string, CircuitState>();
+class Circuits extends PerBackendState<CircuitState> {
   /** When empty, handle() skips the pool scan. */
   readonly tripped = new Set<string>();
-  /** The backend URLs of each instance using these circuits. */
-  readonly #users = new Map<object, ReadonlySet<string>>();
 
-  use(instance: object, urls: ReadonlySet<string>): void {
-    this.#users.set(instance, urls);
-  }
-
-  /** `instance` closed: forgets the circuits of backends none of the remaining instances lists. */
-  release(instance: object): void {
-    this.#users.delete(instance);
-    for (const url of this.byUrl.keys()) {
-      if (this.#listed(url)) continue;
-      this.byUrl.delete(url);
-      this.tripped.delete(url);
-    }
-  }
-
-  #listed(url: string): boolean {
-    for (const urls of this.#users.values()) if (urls.has(url)) return true;
-    return false;
+  override release(instance: object): string[] {
+    const dropped = super.release(instance);
+    for (const url of dropped) this.tripped.delete(url);
+    return dropped;
   }
 }
 
@@ -331,7 +310,7 @@ export default definePlugin({
         state.release(instance);
       },
     };
-    state.use(instance, api.backendUrls);
+    state.use(instance, api);
     return instance;
   },
 });

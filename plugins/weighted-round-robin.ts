@@ -3,7 +3,7 @@
  * a a b a c a a, spreading the light backends through the cycle instead of
  * sending five requests in a row to the heavy one.
  */
-import { definePlugin, type Candidate, type StrategyDefinition, type StrategyInstance } from '../src/index.js';
+import { definePlugin, PerBackendState, type Candidate, type StrategyDefinition, type StrategyInstance } from '../src/index.js';
 
 /** A backend's running "current weight". */
 export interface SmoothWeight {
@@ -74,39 +74,17 @@ function restartCycle(candidates: readonly Candidate[], state: Map<string, Smoot
 }
 
 /**
- * The cycle state shared by the instances of one reload chain (handOver),
- * with the backend URLs each instance's configuration lists. When one
- * closes, the slots of URLs that no instance still using the state lists
- * are dropped: otherwise every URL ever configured would keep a slot for the
- * life of the process — without bound where backends come and go by address
- * (autoscaled pods), each key, a slice of the lb.toml text it was read from,
- * keeping that whole text alive.
+ * The cycle's current weights, shared by the instances of one reload chain
+ * (handOver). A backend the configuration no longer lists loses its slot
+ * (PerBackendState), and takes its current weight with it: the rest would no
+ * longer sum to 0, which is what keeps them bounded, so the cycle starts
+ * afresh, as after a reload that changes weights.
  */
-class SmoothWeights {
-  readonly byUrl = new Map<string, SmoothWeight>();
-  readonly #users = new Map<object, ReadonlySet<string>>();
-
-  use(instance: object, urls: ReadonlySet<string>): void {
-    this.#users.set(instance, urls);
-  }
-
-  release(instance: object): void {
-    this.#users.delete(instance);
-    let dropped = false;
-    for (const url of this.byUrl.keys()) {
-      if (this.#listed(url)) continue;
-      this.byUrl.delete(url);
-      dropped = true;
-    }
-    // A dropped slot takes its current weight with it, and the rest would no
-    // longer sum to 0 (what keeps them bounded): start a fresh cycle, as a
-    // reload that changes weights does.
-    if (dropped) for (const slot of this.byUrl.values()) slot.current = 0;
-  }
-
-  #listed(url: string): boolean {
-    for (const urls of this.#users.values()) if (urls.has(url)) return true;
-    return false;
+class SmoothWeights extends PerBackendState<SmoothWeight> {
+  override release(instance: object): string[] {
+    const dropped = super.release(instance);
+    if (dropped.length > 0) for (const slot of this.byUrl.values()) slot.current = 0;
+    return dropped;
   }
 }
 
@@ -122,9 +100,11 @@ export default definePlugin({
     const instance: StrategyInstance = {
       pick: (candidates) => pickSmoothWeighted(candidates, state),
       handOver: () => shared,
-      close: () => shared.release(instance),
+      close: () => {
+        shared.release(instance);
+      },
     };
-    shared.use(instance, api.backendUrls);
+    shared.use(instance, api);
     return instance;
   },
 }) satisfies StrategyDefinition;

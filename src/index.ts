@@ -27,6 +27,7 @@ export { parseDuration, parseSize, durationSchema, sizeSchema, MAX_TIMER_DURATIO
 export { readCookie } from './plugin/cookie.js';
 export { fnv1a32, mix32, hashString } from './plugin/hash.js';
 export { lessLoaded } from './plugin/load.js';
+export { PerBackendState } from './plugin/per-backend-state.js';
 
 /**
  * Declares a plugin: returns `definition` unchanged, typed. The `kind`

@@ -45,7 +45,7 @@ export interface PluginApi {
    * pools (as `Candidate.url`). State kept per backend URL and handed over
    * across reloads must drop the URLs no longer listed, or it grows with
    * every backend that ever came and went (autoscaled pods, each with a new
-   * address): see `handOver`.
+   * address): see `handOver` and `PerBackendState`.
    */
   readonly backendUrls: ReadonlySet<string>;
   /**
@@ -165,7 +165,7 @@ export interface PluginInstance {
    * shared state holds a resource (a socket, a timer), count the instances
    * using it and release it in the last `close()`. State kept per backend
    * URL is pruned the same way: in `close()`, to the `api.backendUrls` of
-   * the instances still using it.
+   * the instances still using it (`PerBackendState` does that).
    * A throw is logged and the new instance starts without inherited state.
    */
   handOver?(): unknown;
