@@ -172,7 +172,7 @@ export class ClusterPrimary {
   async run(): Promise<void> {
     await this.start();
     const { file, watch, signals } = this.#options;
-    if (watch) this.#watcher = new ConfigWatcher(file, () => this.reload('file saved', false));
+    if (watch) this.#watcher = new ConfigWatcher(file, () => this.reload('file saved', false), this.#logger);
     // Before the watcher starts: the workers serve from here on, and a signal must find the graceful path.
     signals.handOver(
       (signal) => this.shutdown(signal),

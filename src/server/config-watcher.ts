@@ -15,17 +15,23 @@ import { watch, type FSWatcher } from 'chokidar';
 import { watch as watchFolder, type FSWatcher as FolderWatcher } from 'node:fs';
 import { readlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, sep } from 'node:path';
+import type { Logger } from '../plugin/types.js';
+import { RepeatedWarnings } from './repeated-warnings.js';
 
 export class ConfigWatcher {
   #watcher: FSWatcher | undefined;
   #swapWatcher: FolderWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
+  readonly #warnings: RepeatedWarnings;
 
   constructor(
     private readonly file: string,
     private readonly onChange: () => void,
+    logger: Logger,
     private readonly debounceMs = 150,
-  ) {}
+  ) {
+    this.#warnings = new RepeatedWarnings(logger);
+  }
 
   async start(): Promise<void> {
     const folder = dirname(this.file);
@@ -40,6 +46,10 @@ export class ConfigWatcher {
     this.#watcher.on('all', (_event, path) => {
       if (basename(path) === name) this.#changed();
     });
+    // chokidar rereads the folder on its events, and that can fail (EMFILE
+    // while clients hold every file descriptor, EACCES): an 'error' with no
+    // listener would end the process. The watch goes on; say what may be missed.
+    this.#watcher.on('error', (err) => this.#failed(err));
     const via = await symlinkSibling(this.file);
     if (via !== undefined) {
       this.#swapWatcher = watchFolder(folder, (_event, entry) => {
@@ -55,6 +65,17 @@ export class ConfigWatcher {
     clearTimeout(this.#timer);
     this.#swapWatcher?.close();
     await this.#watcher?.close();
+    this.#warnings.flush();
+  }
+
+  #failed(err: unknown): void {
+    const { code, message } = err as NodeJS.ErrnoException;
+    this.#warnings.warn(
+      'LB_WATCH_FAILED',
+      String(code),
+      { file: this.file, code, err: message },
+      `watching ${this.file} failed (${message}): a save may go unnoticed until watching recovers; send SIGHUP to reload`,
+    );
   }
 
   #changed(): void {

@@ -77,7 +77,7 @@ export async function runProcess(options: RunOptions): Promise<void> {
     });
   };
 
-  const watcher = options.watch ? new ConfigWatcher(options.file, () => reload('file saved', false)) : undefined;
+  const watcher = options.watch ? new ConfigWatcher(options.file, () => reload('file saved', false), logger) : undefined;
 
   const shutdown = (signal: StopSignal) => {
     if (shuttingDown) {
