@@ -25,6 +25,7 @@ import type { Backend } from '../pool/backend.js';
 import { ConfigWatcher } from '../server/config-watcher.js';
 import { ConfigSaves, readConfigSave, type ConfigSave } from '../server/config-saves.js';
 import { PLUGIN_DEADLINES } from '../server/generation.js';
+import { exitProcess } from '../server/process-log.js';
 import { locatePluginFailure, problemsOf } from '../server/reload-history.js';
 import { Switchyard, type PreparedReload, type RootLogger } from '../server/switchyard.js';
 import { sameListen } from '../server/listener-settings.js';
@@ -471,7 +472,8 @@ export class ClusterPrimary {
     if (this.#shuttingDown) {
       this.#logger.warn({ signal }, `${signal} again: killing the workers and exiting now without waiting for in-flight requests`);
       for (const slot of this.#slots) slot.kill();
-      process.exit(exitCode);
+      exitProcess(exitCode);
+      return;
     }
     this.#shuttingDown = true;
     this.#logger.info({ signal }, `${signal}: shutting down gracefully (send it again to exit at once)`);
@@ -483,7 +485,7 @@ export class ClusterPrimary {
       const grace = lb.generation.config.server.shutdownGrace;
       await Promise.all([...this.#slots.map((slot) => slot.stop(grace, EXIT_MARGIN_MS)), lb.close()]);
       this.#logger.info('shutdown complete');
-      process.exit(0);
+      exitProcess(0);
     })();
   }
 

@@ -6,12 +6,12 @@
  * a backend out here at once and is reported to the primary, which makes it
  * cluster-wide. Every log line carries `worker: <slot id>`.
  */
-import { pino } from 'pino';
 import os from 'node:os';
 import { ConfigError } from '../config/issues.js';
 import { loadConfigText } from '../config/load.js';
 import type { Backend } from '../pool/backend.js';
 import type { PoolConfig } from '../config/types.js';
+import { exitProcess, createProcessLogger } from '../server/process-log.js';
 import { locatePluginFailure, problemsOf } from '../server/reload-history.js';
 import { Switchyard, type PreparedReload, type RootLogger } from '../server/switchyard.js';
 import { PLUGIN_DEADLINES, type Generation } from '../server/generation.js';
@@ -82,6 +82,13 @@ function countedTotal(backends: readonly Backend[]): number {
 
 export class ClusterWorker {
   #lb: Switchyard | undefined;
+  /**
+   * Once stopping, the backends this worker counted for: close() empties the
+   * registry, and a /status asking for counters until the process is gone
+   * (it may wait for its log to drain) must still get them, or the primary
+   * would retire empty counters at the exit.
+   */
+  #stoppingBackends: Backend[] | undefined;
   /** Every backend state the primary told, by URL: applied to each generation before it serves. */
   #told = new Map<string, BackendStateUpdate>();
   /** Start and reloads run one at a time, in the order they came. */
@@ -170,7 +177,7 @@ export class ClusterWorker {
       this.logger.debug({ problems }, `worker ${this.id} could not start:\n${problems.join('\n')}`);
       send({ type: 'start-failed', problems, ...(located instanceof ConfigError ? { issues: located.issues } : {}) });
       // Let the message reach the primary before the exit does.
-      setTimeout(() => process.exit(1), 50);
+      setTimeout(() => exitProcess(1), 50);
       return;
     }
     this.#lb = lb;
@@ -191,7 +198,7 @@ export class ClusterWorker {
   }
 
   /** Sends the counters of `from` (default: every backend now): the answer to request `id`, or pushed (0). */
-  #sendCounters(id: number, from = this.#lb?.registry.all() ?? [], sent?: () => void): void {
+  #sendCounters(id: number, from = this.#stoppingBackends ?? this.#lb?.registry.all() ?? [], sent?: () => void): void {
     this.#countedAtLastPush = countedTotal(from);
     const backends = from.map(countersOf);
     send({ type: 'stats', id, generation: this.#lb?.generation.id ?? 0, backends }, sent);
@@ -256,11 +263,11 @@ export class ClusterWorker {
       // reload being prepared is not waited for: closing undoes it.
       await this.#started;
       // Closing empties the registry; the Backend objects keep counting until the last request is done.
-      const backends = this.#lb?.registry.all() ?? [];
+      const backends = (this.#stoppingBackends = this.#lb?.registry.all() ?? []);
       await this.#lb?.close(graceMs);
       clearInterval(this.#pushTimer);
       // What the requests that finished while draining counted, before the process (and the counters) go.
-      this.#sendCounters(0, backends, () => process.exit(0));
+      this.#sendCounters(0, backends, () => exitProcess(0));
     })();
     return this.#stopping;
   }
@@ -270,7 +277,7 @@ export class ClusterWorker {
 export function runWorker(): void {
   const id = Number(process.env[WORKER_ENV.id]);
   const level = process.env[WORKER_ENV.logLevel] ?? 'info';
-  const logger = (pino({ name: 'switchyard', level }) as unknown as RootLogger).child({ worker: id });
+  const logger = createProcessLogger(level).child({ worker: id });
   const worker = new ClusterWorker(id, logger);
   process.on('message', worker.onMessage);
   // A signal sent to the whole process group (Ctrl-C, systemd) reaches the
@@ -278,7 +285,10 @@ export function runWorker(): void {
   // exits at once. SIGHUP is the primary's to handle (it reloads).
   let signalled = false;
   const onSignal = (signal: 'SIGTERM' | 'SIGINT'): void => {
-    if (signalled) process.exit(128 + os.constants.signals[signal]);
+    if (signalled) {
+      exitProcess(128 + os.constants.signals[signal]);
+      return;
+    }
     signalled = true;
     void worker.stop(undefined, signal);
   };

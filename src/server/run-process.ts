@@ -6,12 +6,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
-import { pino } from 'pino';
 import { loadConfigText } from '../config/load.js';
 import type { LbConfig } from '../config/types.js';
 import { ConfigSaves, readConfigSave, type ConfigSave } from './config-saves.js';
 import { ConfigWatcher } from './config-watcher.js';
 import { EarlySignals, type StopSignal } from './early-signals.js';
+import { createProcessLogger, exitProcess } from './process-log.js';
 import { problemsOf, locatePluginFailure } from './reload-history.js';
 import { Switchyard, type RootLogger } from './switchyard.js';
 import { workerCount } from '../cluster/worker-count.js';
@@ -24,7 +24,7 @@ export interface RunOptions {
 
 export async function runProcess(options: RunOptions): Promise<void> {
   const signals = new EarlySignals();
-  const logger = pino({ name: 'switchyard', level: options.logLevel }) as unknown as RootLogger;
+  const logger = createProcessLogger(options.logLevel);
   const source = await readFile(options.file, 'utf8');
   const config = await loadConfigText(source, options.file);
   if (workerCount(config.server.workers) > 1) {
@@ -83,7 +83,8 @@ export async function runProcess(options: RunOptions): Promise<void> {
     if (shuttingDown) {
       // A second signal: the operator does not want to wait for in-flight requests.
       logger.warn({ signal }, `${signal} again: exiting now without waiting for in-flight requests`);
-      process.exit(128 + os.constants.signals[signal]);
+      exitProcess(128 + os.constants.signals[signal]);
+      return;
     }
     shuttingDown = true;
     logger.info({ signal }, `${signal}: shutting down gracefully (send it again to exit at once)`);
@@ -91,7 +92,7 @@ export async function runProcess(options: RunOptions): Promise<void> {
       await watcher?.close();
       await lb.close();
       logger.info('shutdown complete');
-      process.exit(0);
+      exitProcess(0);
     })();
   };
   // Before the watcher starts: lb serves from here on, and a signal must find the graceful path.

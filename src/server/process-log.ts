@@ -1,0 +1,64 @@
+/**
+ * The JSON log of an `lb run` process (the single process, a cluster's
+ * primary, each worker) on stdout, and the way such a process exits.
+ *
+ * pino writes stdout asynchronously, so a slow or stalled log reader never
+ * blocks the traffic. But on `process.exit()` pino flushes what is left
+ * synchronously, and sonic-boom's flushSync retries for as long as the write
+ * fails: every 100 ms while the reader is stalled (EAGAIN), and forever once
+ * it is gone (EPIPE is retried too). A balancer whose log shipper hung or
+ * died could then not be stopped by SIGTERM, nor by a second one. So every
+ * exit goes through exitProcess(): the log gets a bounded time to drain,
+ * and what a reader did not take by then is dropped.
+ */
+import { pino } from 'pino';
+import type { RootLogger } from './switchyard.js';
+
+/** How long an exit waits for the log to drain; a reader that takes longer is stalled. */
+const EXIT_LOG_GRACE_MS = 1000;
+
+/** The part of pino's stdout stream (sonic-boom) an exit needs. */
+interface LogStream {
+  end(): void;
+  destroy(): void;
+  once(event: 'close', listener: () => void): unknown;
+}
+
+let destination: LogStream | undefined;
+let exiting = false;
+
+/** The process's logger on stdout; call once per process. */
+export function createProcessLogger(level: string): RootLogger {
+  const logger = pino({ name: 'switchyard', level });
+  // pino's own default stream, exactly as before (for a pipe, fd 1 non-blocking:
+  // a stalled reader makes writes wait on a timer, not hold a libuv thread that
+  // exit would wait for), only held so that an exit can settle it.
+  destination = (logger as unknown as Record<symbol, LogStream>)[pino.symbols.streamSym];
+  return logger as unknown as RootLogger;
+}
+
+/**
+ * Exits with `code` once the log is written out, or after `graceMs` with
+ * whatever a stalled or vanished reader left unwritten dropped.
+ */
+export function exitProcess(code: number, graceMs = EXIT_LOG_GRACE_MS): void {
+  const log = destination;
+  if (log === undefined) process.exit(code);
+  const exit = (): void => {
+    clearTimeout(timer);
+    // Destroyed, it is skipped by pino's exit-time flushSync, the loop that never
+    // ends on a broken pipe (destroy() does nothing to a stream already closed).
+    log.destroy();
+    process.exit(code);
+  };
+  if (exiting) {
+    // Called again while the log drains (a second signal): no more waiting.
+    log.destroy();
+    process.exit(code);
+  }
+  exiting = true;
+  const timer = setTimeout(exit, graceMs);
+  // 'close' comes once everything written so far is out.
+  log.once('close', exit);
+  log.end();
+}

@@ -1,0 +1,100 @@
+/**
+ * `lb run` behind a log reader that stops reading (a hung log shipper) or
+ * goes away: it keeps serving, and SIGTERM still ends it. Its stdout is the
+ * write end of a pipe whose reader is a `sleep` that never reads, so the
+ * pipe is full after the first 64 KB of log.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, startBackend } from '../../src/testing.js';
+import { CLI } from '../helpers/lb-process.js';
+import { request } from '../helpers/http-client.js';
+import { within } from '../helpers/waiting.js';
+
+/** A middleware that logs 1 MB when it is created: more than any pipe holds. */
+const FILLER_PLUGIN = `export default {
+  name: 'filler',
+  kind: 'middleware',
+  schema: { type: 'object', additionalProperties: false, properties: {} },
+  create(_config, api) {
+    for (let i = 0; i < 64; i++) api.logger.info({ filler: 'x'.repeat(16 * 1024) }, 'filler line ' + i);
+    return { handle: (ctx, next) => next() };
+  },
+};
+`;
+
+interface Running {
+  readonly lb: ChildProcess;
+  readonly reader: ChildProcess;
+  readonly url: string;
+  stderr(): string;
+}
+
+async function startBehindStalledReader(dir: string, backendUrl: string): Promise<Running> {
+  const port = await freePort();
+  const file = join(dir, 'lb.toml');
+  await writeFile(join(dir, 'filler.mjs'), FILLER_PLUGIN);
+  await writeFile(
+    file,
+    `[server]\nlisten = "127.0.0.1:${port}"\nshutdown_grace = "2s"\n[pools.web]\nbackends = [{ url = "${backendUrl}" }]\n[[pipeline]]\nplugin = "./filler.mjs"\n`,
+  );
+  const reader = spawn('sleep', ['600'], { stdio: ['pipe', 'ignore', 'ignore'] });
+  const lb = spawn(process.execPath, [CLI, 'run', '-c', file, '--no-watch'], { stdio: ['ignore', reader.stdin!, 'pipe'] });
+  // Only lb holds the pipe's write end now: sleep never reads it, and killing sleep breaks it.
+  reader.stdin!.destroy();
+  let stderr = '';
+  lb.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 15_000;
+  // Its "listening" line is in the pipe nobody reads: wait until it answers instead.
+  for (;;) {
+    if (lb.exitCode !== null) assert.fail(`lb exited (${lb.exitCode}) before serving: ${stderr}`);
+    const answer = await request(`${url}/`).catch(() => undefined);
+    if (answer !== undefined) break;
+    if (Date.now() > deadline) assert.fail(`lb did not serve within 15 s: ${stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { lb, reader, url, stderr: () => stderr };
+}
+
+async function withSetup(run: (setup: Running) => Promise<void>): Promise<void> {
+  const backend = await startBackend('b1');
+  const dir = await mkdtemp(join(tmpdir(), 'switchyard-log-reader-'));
+  let running: Running | undefined;
+  try {
+    running = await startBehindStalledReader(dir, backend.url);
+    await run(running);
+  } finally {
+    running?.lb.kill('SIGKILL');
+    running?.reader.kill('SIGKILL');
+    await backend.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+test('a log reader that stopped reading: lb keeps serving, and exits on SIGTERM within a few seconds', async () => {
+  await withSetup(async ({ lb, url, stderr }) => {
+    for (let i = 0; i < 20; i++) assert.equal((await request(`${url}/`)).body, 'b1');
+    const exited = once(lb, 'exit');
+    lb.kill('SIGTERM');
+    const [code] = await within(exited, 8000, `lb did not exit within 8 s of SIGTERM with its log reader stalled: ${stderr()}`);
+    assert.equal(code, 0);
+  });
+});
+
+test('a log reader that went away: SIGTERM still ends lb', async () => {
+  await withSetup(async ({ lb, reader, url, stderr }) => {
+    assert.equal((await request(`${url}/`)).body, 'b1');
+    const exited = once(lb, 'exit');
+    lb.kill('SIGTERM');
+    // Gone while lb drains its log: every write from now on fails with EPIPE.
+    reader.kill('SIGKILL');
+    const [code] = await within(exited, 8000, `lb did not exit within 8 s of SIGTERM with its log reader gone: ${stderr()}`);
+    assert.equal(code, 0);
+  });
+});
