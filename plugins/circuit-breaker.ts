@@ -22,7 +22,10 @@
  *
  * A failure is a connect error, a reset, a protocol error or a timeout
  * (a thrown upstream error, status ≥ 500) or a backend response with status
- * ≥ 500. Answers that did not come from a backend are not counted.
+ * ≥ 500. Answers that did not come from a backend are not counted, nor is a
+ * connection this process could not open for lack of its own resources
+ * (LB_ERR_LOCAL_RESOURCES: file descriptors, memory, local ports) — that
+ * shortage would open every circuit at once.
  *
  * With retry before circuit-breaker in the pipeline, every try is recorded;
  * with circuit-breaker first, only the last try of each request is.
@@ -34,6 +37,7 @@ import {
   LbError,
   parseDuration,
   PerBackendState,
+  type ErrorCode,
   type MiddlewareInstance,
   type Next,
   type PluginApi,
@@ -143,7 +147,14 @@ export class CircuitState {
 }
 
 /** Thrown errors that do not say anything about a backend's health. */
-const NOT_BACKEND_FAILURES = new Set(['LB_ERR_NO_BACKEND', 'LB_ERR_PLUGIN', 'LB_ERR_CLIENT_GONE', 'LB_ERR_BAD_REQUEST', 'LB_ERR_BODY_TOO_LARGE']);
+const NOT_BACKEND_FAILURES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'LB_ERR_NO_BACKEND',
+  'LB_ERR_PLUGIN',
+  'LB_ERR_CLIENT_GONE',
+  'LB_ERR_BAD_REQUEST',
+  'LB_ERR_BODY_TOO_LARGE',
+  'LB_ERR_LOCAL_RESOURCES',
+]);
 
 /** Whether an error thrown by next() counts against the backend that was tried. */
 export function isBackendFailure(err: unknown): boolean {

@@ -13,9 +13,11 @@
  * ```
  *
  * What is retried:
- * - A connect error — refused, unreachable, or not accepted within
- *   `connect_timeout`: nothing reached the backend — is retried for every
- *   method, when `on` lists "connect-error".
+ * - A connect error — refused, unreachable, not accepted within
+ *   `connect_timeout`, or not opened at all because this process ran short
+ *   of file descriptors, memory or local ports (LB_ERR_LOCAL_RESOURCES):
+ *   nothing reached the backend — is retried for every method, when `on`
+ *   lists "connect-error".
  * - Anything else — a reset, a timeout, a listed status from a backend — is
  *   retried only for a method in `methods`, and only when the request body
  *   can be sent again: no body, or a body that fit in `max_replay_body` and
@@ -109,9 +111,10 @@ export function compilePolicy(config: Pick<RetryConfig, 'attempts' | 'on' | 'met
 /**
  * A thrown error → the kind of failure it is (LbError codes from the core).
  * A connect timeout is a connect error: the connection was never accepted,
- * so nothing reached the backend. An invalid response is none of the kinds
- * `on` names: the backend did answer, and what it does with a second try is
- * unknown.
+ * so nothing reached the backend; so is a connection this process could not
+ * open for lack of its own resources (`isConnectFailure` says which). An
+ * invalid response is none of the kinds `on` names: the backend did answer,
+ * and what it does with a second try is unknown.
  */
 export function outcomeOfError(err: unknown): Outcome {
   if (!(err instanceof LbError)) return 'other-error';
@@ -167,7 +170,7 @@ export const schema = {
       uniqueItems: true,
       default: ['connect-error', '502', '503', '504'],
       description:
-        'What is retried: "connect-error" (the backend could not be reached, or did not accept the connection within connect_timeout; retried for every method), "reset" (the connection closed before a response), "timeout" (no response within response_timeout), or a 4xx/5xx status as a string, e.g. "503". An invalid response from a backend is never retried.',
+        'What is retried: "connect-error" (the backend could not be reached, did not accept the connection within connect_timeout, or no connection could be opened for lack of local resources such as file descriptors; retried for every method), "reset" (the connection closed before a response), "timeout" (no response within response_timeout), or a 4xx/5xx status as a string, e.g. "503". An invalid response from a backend is never retried.',
       items: {
         type: 'string',
         pattern: '^(connect-error|reset|timeout|[45][0-9][0-9])$',

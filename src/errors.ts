@@ -17,6 +17,13 @@ export const ERRORS = {
   LB_ERR_UPSTREAM_PROTOCOL: { status: 502, message: 'The backend sent an invalid response.' },
   LB_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'The backend did not answer in time.' },
   LB_ERR_UPSTREAM_BUSY: { status: 503, message: 'The backend is at its connection limit.' },
+  /**
+   * No connection to the backend could be opened for lack of this process's
+   * own resources (EMFILE, ENOBUFS…: src/local-resource-error.ts). The
+   * detail given where it is raised is for the log (what ran short, what to
+   * do); clients get this message, which names no internals.
+   */
+  LB_ERR_LOCAL_RESOURCES: { status: 503, message: 'The load balancer is short of resources; try again shortly.' },
   LB_ERR_BODY_TOO_LARGE: { status: 413, message: 'The request body is too large.' },
   LB_ERR_BAD_REQUEST: { status: 400, message: 'The request is malformed.' },
   LB_ERR_CLIENT_GONE: { status: 499, message: 'The client went away.' },
@@ -64,7 +71,14 @@ export function errorJson(code: ErrorCode, message: string = ERRORS[code].messag
   return JSON.stringify({ error: code, message, status: ERRORS[code].status });
 }
 
-/** True for a failure where nothing reached the backend, so any request may be sent elsewhere. */
+/**
+ * True for a failure where nothing reached the backend — it could not be
+ * reached, did not accept the connection in time, or this process could not
+ * open one for lack of its own resources — so any request may be sent again.
+ */
 export function isConnectFailure(err: unknown): boolean {
-  return err instanceof LbError && (err.code === 'LB_ERR_UPSTREAM_CONNECT' || err.code === 'LB_ERR_UPSTREAM_CONNECT_TIMEOUT');
+  return (
+    err instanceof LbError &&
+    (err.code === 'LB_ERR_UPSTREAM_CONNECT' || err.code === 'LB_ERR_UPSTREAM_CONNECT_TIMEOUT' || err.code === 'LB_ERR_LOCAL_RESOURCES')
+  );
 }

@@ -92,12 +92,13 @@ export class AdminMetrics {
           }
         }),
       ),
-      new ScrapedFamily('switchyard_health_checks_total', 'Active health check results, by backend and result (pass | fail).', 'counter', () =>
+      new ScrapedFamily('switchyard_health_checks_total', 'Active health check results, by backend and result (pass | fail | inconclusive: it could not run for lack of local resources).', 'counter', () =>
         this.#perBackend((row, out) => {
           const tally = this.source.health.tally(row.backend.url);
           if (tally === undefined) return;
           out.push({ value: tally.passed, labels: { ...this.#labels(row), result: 'pass' } });
           out.push({ value: tally.failed, labels: { ...this.#labels(row), result: 'fail' } });
+          out.push({ value: tally.inconclusive, labels: { ...this.#labels(row), result: 'inconclusive' } });
         }),
       ),
       new ScrapedFamily(

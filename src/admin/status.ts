@@ -24,8 +24,12 @@ export interface BackendStatus {
   readonly failures: number;
   /** Responses received, by status class. */
   readonly responses: Readonly<Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number>>;
-  /** Active health check results while checks run, else null. */
-  readonly health_checks: { readonly passed: number; readonly failed: number } | null;
+  /**
+   * Active health check results while checks run, else null. `inconclusive`:
+   * checks that could not run for lack of local resources (EMFILE…), which
+   * left the state and the counts toward it as they were.
+   */
+  readonly health_checks: { readonly passed: number; readonly failed: number; readonly inconclusive: number } | null;
 }
 
 export interface PoolStatus {
@@ -95,7 +99,7 @@ export function buildStatus(source: AdminSource, now = Date.now()): StatusDocume
           requests: backend.requests,
           failures: backend.failures,
           responses: { '1xx': r1, '2xx': r2, '3xx': r3, '4xx': r4, '5xx': r5 },
-          health_checks: tally ? { passed: tally.passed, failed: tally.failed } : null,
+          health_checks: tally ? { passed: tally.passed, failed: tally.failed, inconclusive: tally.inconclusive } : null,
         };
       }),
     };

@@ -15,11 +15,22 @@
  * backend out of rotation, `healthy_after` consecutive successes bring it
  * back. A backend nobody has checked yet is 'unknown' and serves; its first
  * success makes it 'up' at once.
+ *
+ * A probe that could not run because this process is short of a resource of
+ * its own (EMFILE…: runProbe calls it inconclusive) leaves the backend's
+ * state and consecutive counts as they were: when every probe fails that
+ * way, every backend would otherwise go down, and the pool would answer 503
+ * until the checks passed again after the shortage was over. It is counted
+ * apart (`inconclusive`) and logged as a warning that says what to do,
+ * repeats counted: while the shortage lasts, every probe of every backend
+ * would log the same line.
  */
 import type { HealthConfig } from '../config/types.js';
+import { describeShortage, type LocalResourceCode } from '../local-resource-error.js';
 import type { HealthInstance, Logger } from '../plugin/types.js';
 import type { Backend, StateChange } from '../pool/backend.js';
 import type { BackendRegistry } from '../pool/backend-registry.js';
+import { RepeatedWarnings } from '../server/repeated-warnings.js';
 import { runProbe, type ProbeOutcome } from './probe.js';
 
 /** A pool as the scheduler needs it (a PoolRuntime is one). */
@@ -46,6 +57,8 @@ export interface HealthPlan {
 export interface ProbeTally {
   passed: number;
   failed: number;
+  /** Probes that could not run for lack of local resources (EMFILE…): neither passed nor failed. */
+  inconclusive: number;
 }
 
 /** How a backend is probed: by the first pool (in config order) that lists it and has a health table. */
@@ -83,7 +96,7 @@ class ProbeLoop {
   startedAt = 0;
   /** performance.now() the scheduled probe is due at: the next is due an interval later, so timer lateness does not add up. */
   dueAt = 0;
-  readonly tally: ProbeTally = { passed: 0, failed: 0 };
+  readonly tally: ProbeTally = { passed: 0, failed: 0, inconclusive: 0 };
 
   constructor(public assignment: Assignment) {}
 
@@ -104,11 +117,14 @@ class ProbeLoop {
 export interface HealthSchedulerOptions {
   /** Random numbers in [0, 1) for jitter; tests may make it fixed. */
   readonly random?: () => number;
+  /** Window within which repeats of an inconclusive-probe warning are counted, not logged (default 10 s). */
+  readonly warningWindowMs?: number;
 }
 
 export class HealthScheduler {
   readonly #loops = new Map<string, ProbeLoop>();
   readonly #random: () => number;
+  readonly #warnings: RepeatedWarnings;
   #stopped = false;
   readonly #onChange = ({ backend, from, to }: StateChange): void => {
     const loop = this.#loops.get(backend.url);
@@ -125,6 +141,7 @@ export class HealthScheduler {
     options: HealthSchedulerOptions = {},
   ) {
     this.#random = options.random ?? Math.random;
+    this.#warnings = new RepeatedWarnings(logger, options.warningWindowMs);
     registry.on('change', this.#onChange);
   }
 
@@ -200,6 +217,7 @@ export class HealthScheduler {
     for (const loop of this.#loops.values()) loop.halt();
     this.#loops.clear();
     this.registry.off('change', this.#onChange);
+    this.#warnings.flush();
   }
 
   /** Probe results of the backend at `url`, while it is checked. */
@@ -258,6 +276,10 @@ export class HealthScheduler {
   };
 
   #record(loop: ProbeLoop, outcome: ProbeOutcome): void {
+    if (outcome.inconclusive !== undefined) {
+      this.#recordInconclusive(loop, outcome.inconclusive);
+      return;
+    }
     const { backend, health, pool } = loop.assignment;
     backend.lastProbeMs = outcome.ms;
     if (outcome.healthy) {
@@ -280,5 +302,22 @@ export class HealthScheduler {
         `health check of ${backend.url} failed (${loop.failures} in a row): ${outcome.reason}`,
       );
     }
+  }
+
+  /**
+   * The check could not run: nothing about the backend changes — state,
+   * reason, consecutive counts, nor `last_probe_ms` (the probe timed no
+   * exchange with it). One warning per shortage code, whichever backend's
+   * probe met it: the shortage is this process's, not a backend's.
+   */
+  #recordInconclusive(loop: ProbeLoop, code: LocalResourceCode): void {
+    const { backend, pool } = loop.assignment;
+    loop.tally.inconclusive++;
+    this.#warnings.warn(
+      code,
+      'health check',
+      { pool, backend: backend.url, err: code, state: backend.state },
+      `health check of ${backend.url} could not run, so it counts neither way and the backend stays ${backend.state}: ${describeShortage(code)}`,
+    );
   }
 }

@@ -2,15 +2,29 @@
  * One health probe: a checker plugin's `check()` bounded by a timeout, its
  * answer (boolean, { healthy, reason }, or a throw) turned into one outcome
  * with a reason fit for a log line and /status.
+ *
+ * A throw with a local resource error (EMFILE, ENOBUFS…: see
+ * src/local-resource-error.ts) is classified here, not in each checker: the
+ * built-in ones throw their socket errors, and a third-party checker may
+ * throw one of its own. Such a probe is inconclusive — the check could not
+ * run, which says nothing about the backend.
  */
+import { localResourceCode, type LocalResourceCode } from '../local-resource-error.js';
 import type { HealthInstance, HealthTarget } from '../plugin/types.js';
 
 export interface ProbeOutcome {
+  /** False for an inconclusive probe too: read `inconclusive` first. */
   readonly healthy: boolean;
-  /** e.g. `status 503`, `ECONNREFUSED`, `timeout after 1s`. */
+  /** e.g. `status 503`, `ECONNREFUSED`, `timeout after 1s`; for an inconclusive probe, its code (`EMFILE`). */
   readonly reason: string;
   /** Time from the start of the probe to its outcome. */
   readonly ms: number;
+  /**
+   * Set when the check could not run because this process ran short of a
+   * resource of its own (the checker threw this code): the probe is neither
+   * a pass nor a failure of the backend, and must not be counted as one.
+   */
+  readonly inconclusive?: LocalResourceCode;
 }
 
 /** "1s", "1.5s", "250ms": how a timeout reads in a reason. */
@@ -50,12 +64,13 @@ export function runProbe(
   const started = performance.now();
   return new Promise<ProbeOutcome | undefined>((resolve) => {
     let done = false;
-    const finish = (healthy: boolean, reason: string): void => {
+    const finish = (healthy: boolean, reason: string, inconclusive?: LocalResourceCode): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       controller.signal.removeEventListener('abort', onAbandon);
-      resolve({ healthy, reason, ms: performance.now() - started });
+      const ms = performance.now() - started;
+      resolve(inconclusive === undefined ? { healthy, reason, ms } : { healthy, reason, ms, inconclusive });
     };
     const onAbandon = (): void => {
       if (done) return;
@@ -85,7 +100,11 @@ export function runProbe(
           finish(false, 'the health checker returned neither true/false nor { healthy, reason }');
         }
       },
-      (err: unknown) => finish(false, reasonOf(err)),
+      (err: unknown) => {
+        const shortage = localResourceCode(err);
+        if (shortage === undefined) finish(false, reasonOf(err));
+        else finish(false, shortage, shortage);
+      },
     );
   });
 }

@@ -214,9 +214,12 @@ export interface HealthTarget {
 export interface HealthInstance extends PluginInstance {
   /**
    * Probe one backend. Resolve true (healthy) or false; throwing counts as
-   * unhealthy and its message becomes the reason. `signal` aborts at the
-   * pool's health `timeout`: pass it to your I/O; a probe still pending then
-   * counts as a failure with a timeout reason.
+   * unhealthy and its message becomes the reason — except an error whose
+   * code (or its cause's) says this process ran short of a resource
+   * (EMFILE, ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL): the check could not
+   * run, and counts neither way. `signal` aborts at the pool's health
+   * `timeout`: pass it to your I/O; a probe still pending then counts as a
+   * failure with a timeout reason.
    */
   check(target: HealthTarget, signal: AbortSignal): Promise<boolean | HealthResult>;
 }

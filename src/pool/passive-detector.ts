@@ -5,6 +5,11 @@
  * table checks comes back after `passive_cooldown`, on probation: its next
  * failure takes it out again.
  *
+ * A connection this process could not open for lack of its own resources
+ * (EMFILE…, LB_ERR_LOCAL_RESOURCES) is not counted, nor does it break a run:
+ * it says nothing about the backend, and counting it would take every
+ * backend out at once during a local overload.
+ *
  * Back in rotation through active checks, a backend counts its failures on
  * traffic afresh: the checks that passed in between vouched for it, so one
  * more failure is not "`passive_failures` in a row".

@@ -4,6 +4,7 @@
  * Node errors (ECONNREFUSED is not an undici error).
  */
 import { LbError, type ErrorCode } from '../errors.js';
+import { describeShortage, localResourceCode } from '../local-resource-error.js';
 import { failedOnConnectedSocket } from './backend-socket.js';
 
 const BY_CODE: Record<string, ErrorCode> = {
@@ -12,7 +13,6 @@ const BY_CODE: Record<string, ErrorCode> = {
   EAI_AGAIN: 'LB_ERR_UPSTREAM_CONNECT',
   EHOSTUNREACH: 'LB_ERR_UPSTREAM_CONNECT',
   ENETUNREACH: 'LB_ERR_UPSTREAM_CONNECT',
-  EADDRNOTAVAIL: 'LB_ERR_UPSTREAM_CONNECT',
   UND_ERR_CONNECT_TIMEOUT: 'LB_ERR_UPSTREAM_CONNECT_TIMEOUT',
   ETIMEDOUT: 'LB_ERR_UPSTREAM_CONNECT_TIMEOUT',
   UND_ERR_HEADERS_TIMEOUT: 'LB_ERR_UPSTREAM_TIMEOUT',
@@ -29,6 +29,9 @@ const BY_CODE: Record<string, ErrorCode> = {
   UND_ERR_ABORTED: 'LB_ERR_CLIENT_GONE',
   UND_ERR_REQ_CONTENT_LENGTH_MISMATCH: 'LB_ERR_BAD_REQUEST',
 };
+
+/** Sent with LB_ERR_LOCAL_RESOURCES, as with every 503 of the proxy's own: the shortage is usually brief. */
+const RETRY_SHORTLY: Readonly<Record<string, string>> = { 'retry-after': '1' };
 
 /**
  * undici's SocketError (UND_ERR_SOCKET) messages that are not a closed
@@ -83,9 +86,21 @@ function isTlsConnectFailure(code: string): boolean {
   return code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_') || CERTIFICATE_REFUSED.has(code);
 }
 
+/**
+ * A connection that could not be opened because this process ran short of
+ * its own resources (EMFILE, ENOBUFS, EADDRNOTAVAIL…). Only before it was
+ * established: then nothing of the request was sent, so a retry may send
+ * even a POST again. On an established connection part of the request may
+ * have gone out, and the failure keeps the meaning of a broken connection.
+ */
+function isLocalConnectFailure(err: object): boolean {
+  return localResourceCode(err) !== undefined && !failedOnConnectedSocket(err);
+}
+
 /** The stable code for an error from undici or the socket under it. */
 export function upstreamErrorCode(err: unknown): ErrorCode {
   if (typeof err !== 'object' || err === null) return 'LB_ERR_UPSTREAM_RESET';
+  if (isLocalConnectFailure(err)) return 'LB_ERR_LOCAL_RESOURCES';
   const e = err as { code?: unknown; name?: unknown; message?: unknown };
   const code = e.code;
   if (typeof code !== 'string') {
@@ -117,7 +132,14 @@ export function upstreamError(err: unknown, backendUrl: string): LbError {
     const message = `a plugin left a request that cannot be sent: ${(err as Error).message}`;
     return new LbError('LB_ERR_PLUGIN', message, { cause: Object.assign(err as object, { backend: backendUrl }) });
   }
-  return new LbError(upstreamErrorCode(err), undefined, { cause: Object.assign(err as object, { backend: backendUrl }) });
+  const code = upstreamErrorCode(err);
+  const cause = Object.assign(err as object, { backend: backendUrl });
+  if (code === 'LB_ERR_LOCAL_RESOURCES') {
+    // The message is the log line (clients get the generic one: error-response.ts); Retry-After as for any 503 of ours.
+    const message = `no connection to backend ${backendUrl} could be opened, and the backend is not blamed: ${describeShortage(localResourceCode(err)!)}`;
+    return new LbError(code, message, { cause, headers: RETRY_SHORTLY });
+  }
+  return new LbError(code, undefined, { cause });
 }
 
 /**
@@ -126,7 +148,8 @@ export function upstreamError(err: unknown, backendUrl: string): LbError {
  * something that is not HTTP — a backend answering garbage fails every
  * request sent to it, as surely as one that is down. Timeouts are not
  * counted: a slow answer may be the request's fault (a heavy query), not
- * the backend's.
+ * the backend's. Nor is a connection this process could not open for lack
+ * of its own resources (LB_ERR_LOCAL_RESOURCES): see isLocalFault.
  */
 export function isBackendFault(err: LbError): boolean {
   return (
@@ -135,4 +158,15 @@ export function isBackendFault(err: LbError): boolean {
     err.code === 'LB_ERR_UPSTREAM_RESET' ||
     err.code === 'LB_ERR_UPSTREAM_PROTOCOL'
   );
+}
+
+/**
+ * Failures of this process, not of the backend it was sending to: a plugin
+ * made the request unsendable, or no connection could be opened for lack of
+ * local resources. They count in none of the backend's figures (failures,
+ * passive detection): blaming every backend for a local shortage would take
+ * them all out of rotation and turn local overload into a pool-wide outage.
+ */
+export function isLocalFault(err: LbError): boolean {
+  return err.code === 'LB_ERR_PLUGIN' || err.code === 'LB_ERR_LOCAL_RESOURCES';
 }

@@ -28,7 +28,7 @@ import { BackendResponse, type ProxyContext } from '../pipeline/context.js';
 import { failedOnUsedSocket } from './backend-socket.js';
 import { responseHeaders } from './hop-by-hop.js';
 import { latin1 } from './latin1.js';
-import { upstreamError } from './upstream-errors.js';
+import { isLocalFault, upstreamError } from './upstream-errors.js';
 
 /** Body bytes held before the response head is written; past this the backend socket is paused. */
 const HOLD_LIMIT = 64 * 1024;
@@ -201,8 +201,9 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
       }
       this.#settle();
       // Below 500 the request failed on the client's side (body over max_body,
-      // stalled, client gone); LB_ERR_PLUGIN: a plugin made it unsendable.
-      if (!this.#cancelled && mapped.status >= 500 && mapped.code !== 'LB_ERR_PLUGIN') {
+      // stalled, client gone); a local fault is this process's (a plugin made
+      // it unsendable, a connection could not be opened for lack of resources).
+      if (!this.#cancelled && mapped.status >= 500 && !isLocalFault(mapped)) {
         this.backend.failures++;
         this.onFailure(this, mapped);
       }
@@ -212,7 +213,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.#settle();
     if (this.#cancelled) return;
     const mapped = upstreamError(err, this.backend.url);
-    if (mapped.status >= 500) {
+    if (mapped.status >= 500 && !isLocalFault(mapped)) {
       this.backend.failures++;
       this.onFailure(this, mapped);
     }

@@ -33,8 +33,8 @@ export function writeError(req: IncomingMessage, res: ServerResponse, error: LbE
     return;
   }
   const json = acceptsOnlyJson(req.headers.accept);
-  // A plugin's own error text may describe internals: the log has it, the client gets the generic line.
-  const message = error.code === 'LB_ERR_PLUGIN' ? ERRORS.LB_ERR_PLUGIN.message : error.message;
+  // A plugin's own error text, or what this process ran short of, describes internals: the log has it, the client gets the generic line.
+  const message = error.code === 'LB_ERR_PLUGIN' || error.code === 'LB_ERR_LOCAL_RESOURCES' ? ERRORS[error.code].message : error.message;
   const body = json ? errorJson(error.code, message) : `${error.status} ${message}\n`;
   const headers: Record<string, string | number> = {
     'content-type': json ? 'application/json' : 'text/plain; charset=utf-8',

@@ -345,6 +345,75 @@ export default {
   assert.ok(other.health_checks.passed > status.health_checks.failed, JSON.stringify([other.health_checks, status.health_checks]));
 });
 
+test('a checker throwing EMFILE is inconclusive: state and consecutive counts stay, one warning then counted; ECONNREFUSED still takes it down', async (t) => {
+  const backends = await startCheckedBackends(1);
+  t.after(() => closeAll(backends));
+  const backend = backends[0]!;
+  // Each probe plays the next answer; the last one repeats. One failure, a run
+  // of local shortages longer than unhealthy_after, one more failure: the
+  // backend goes down only if the shortages neither counted as failures nor
+  // reset the count.
+  const script = { answers: ['ok', 'refused', ...Array<string>(6).fill('emfile'), 'refused', 'emfile'], calls: 0 };
+  (globalThis as Record<string, unknown>).__switchyardScriptedCheck = script;
+  t.after(() => delete (globalThis as Record<string, unknown>).__switchyardScriptedCheck);
+  const checker = `
+export default {
+  name: 'scripted-check',
+  kind: 'health',
+  schema: { type: 'object', properties: {}, additionalProperties: false },
+  create() {
+    const script = globalThis.__switchyardScriptedCheck;
+    return {
+      async check() {
+        const answer = script.answers[Math.min(script.calls++, script.answers.length - 1)];
+        if (answer === 'ok') return { healthy: true, reason: 'fine' };
+        const code = answer === 'emfile' ? 'EMFILE' : 'ECONNREFUSED';
+        throw Object.assign(new Error(code + ' from the checker'), { code });
+      },
+    };
+  },
+};`;
+  const lb = await startSwitchyard({
+    captureLogs: true,
+    files: { 'scripted-check.mjs': checker },
+    toml: config([backend], '[pools.web.health]\nchecker = "./scripted-check.mjs"\ninterval = "20ms"\nunhealthy_after = 2'),
+  });
+  let closed = false;
+  t.after(() => (closed ? undefined : lb.close()));
+  await waitFor('the whole script to be played', () => script.calls > script.answers.length + 2, 5000);
+
+  const status = await backendStatus(lb, backend.url);
+  assert.equal(status.state, 'down');
+  assert.equal(status.reason, 'ECONNREFUSED');
+  assert.equal(status.health_checks.passed, 1);
+  assert.equal(status.health_checks.failed, 2);
+  assert.ok(status.health_checks.inconclusive >= 7, JSON.stringify(status.health_checks));
+  const changes = lb.logs.filter((l) => l.backend === backend.url && l.from !== undefined);
+  assert.deepEqual(
+    changes.map((l) => [l.from, l.to, l.reason]),
+    [
+      ['unknown', 'up', 'fine'],
+      ['up', 'down', 'ECONNREFUSED'],
+    ],
+    'six EMFILE probes in a row did not take it down, and kept its one failure toward unhealthy_after',
+  );
+
+  const isShortage = (l: { err?: unknown; level: number }) => l.err === 'EMFILE' && l.level === 40;
+  const warnings = lb.logs.filter(isShortage);
+  assert.equal(warnings.length, 1, 'logged once; the repeats are counted');
+  assert.equal(warnings[0]!.backend, backend.url);
+  assert.match(warnings[0]!.msg, new RegExp(`^health check of ${backend.url} could not run, so it counts neither way and the backend stays up: this process is out of file descriptors \\(EMFILE\\); raise its open-files limit \\(ulimit -n`));
+  assert.match(warnings[0]!.msg, /or lower the number of client connections$/);
+
+  // Shutdown reports what the window counted.
+  closed = true;
+  await lb.close();
+  const counted = lb.logs.filter(isShortage);
+  assert.equal(counted.length, 2);
+  assert.ok((counted[1]!.repeated as number) >= 6, JSON.stringify(counted[1]));
+  assert.match(counted[1]!.msg, /more like it in the last/);
+});
+
 test('all backends of a pool down → 503 with Retry-After and a body naming the pool', async (t) => {
   const backends = await startCheckedBackends(2);
   t.after(() => closeAll(backends));

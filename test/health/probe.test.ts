@@ -48,6 +48,49 @@ for (const { desc, check, healthy, reason } of answers) {
   });
 }
 
+const shortages: { desc: string; check: HealthInstance['check']; inconclusive: string | undefined }[] = [
+  {
+    desc: 'a rejection with EMFILE (a socket error of the built-in checkers)',
+    check: async () => {
+      throw Object.assign(new Error('connect EMFILE 127.0.0.1:1 - Local (undefined:undefined)'), { code: 'EMFILE', syscall: 'connect' });
+    },
+    inconclusive: 'EMFILE',
+  },
+  {
+    desc: 'fetch() failing with ENOBUFS as its cause',
+    check: async () => {
+      throw new TypeError('fetch failed', { cause: Object.assign(new Error('x'), { code: 'ENOBUFS' }) });
+    },
+    inconclusive: 'ENOBUFS',
+  },
+  {
+    desc: 'a synchronous throw with EADDRNOTAVAIL',
+    check: () => {
+      throw Object.assign(new Error('no port'), { code: 'EADDRNOTAVAIL' });
+    },
+    inconclusive: 'EADDRNOTAVAIL',
+  },
+  {
+    desc: 'a rejection with ECONNREFUSED',
+    check: async () => {
+      throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+    },
+    inconclusive: undefined,
+  },
+  // The checker's own verdict is taken at its word, whatever its reason says.
+  { desc: '{ healthy: false, reason: "EMFILE" }', check: async () => ({ healthy: false, reason: 'EMFILE' }), inconclusive: undefined },
+];
+
+for (const { desc, check, inconclusive } of shortages) {
+  test(`a checker ${desc} → ${inconclusive === undefined ? 'a verdict' : `inconclusive (${inconclusive})`}`, async () => {
+    const outcome = await runProbe(checker(check), target, new AbortController(), 1000);
+    assert.ok(outcome);
+    assert.equal(outcome.inconclusive, inconclusive);
+    assert.equal(outcome.healthy, false);
+    if (inconclusive !== undefined) assert.equal(outcome.reason, inconclusive);
+  });
+}
+
 test('at the timeout the signal aborts and the probe fails, even when the checker ignores the signal', async () => {
   let signal: AbortSignal | undefined;
   const started = performance.now();

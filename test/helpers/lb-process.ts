@@ -44,6 +44,11 @@ export interface StartLbOptions {
   readonly viaBin?: boolean;
   /** Extra environment variables. */
   readonly env?: Readonly<Record<string, string>>;
+  /**
+   * Start it under this open-files limit: through `sh -c 'ulimit -n N && exec …'`,
+   * as a shell or systemd's LimitNOFILE would (exec: the pid stays lb's, for signals).
+   */
+  readonly openFilesLimit?: number;
 }
 
 /** Starts `lb run` and waits until it listens (or fails with its output). */
@@ -51,7 +56,9 @@ export async function startLb(file: string, args: readonly string[] = [], option
   const group = options.processGroup === true;
   // bin/lb runs the `node` on PATH: make it this one.
   const env = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}`, ...options.env };
-  const [command, argv] = options.viaBin ? [BIN, ['run', '-c', file, ...args]] : [process.execPath, [CLI, 'run', '-c', file, ...args]];
+  const [lb, lbArgs] = options.viaBin ? [BIN, ['run', '-c', file, ...args]] : [process.execPath, [CLI, 'run', '-c', file, ...args]];
+  const [command, argv] =
+    options.openFilesLimit === undefined ? [lb, lbArgs] : ['/bin/sh', ['-c', `ulimit -n ${options.openFilesLimit} && exec "$@"`, 'sh', lb, ...lbArgs]];
   const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: group, env });
   const signal = (name: NodeJS.Signals) => {
     try {

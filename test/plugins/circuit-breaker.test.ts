@@ -167,6 +167,7 @@ const failures: { desc: string; err: unknown; failure: boolean }[] = [
   { desc: 'no backend (nothing was tried)', err: new LbError('LB_ERR_NO_BACKEND'), failure: false },
   { desc: 'a plugin failed', err: new LbError('LB_ERR_PLUGIN'), failure: false },
   { desc: 'client went away', err: new LbError('LB_ERR_CLIENT_GONE'), failure: false },
+  { desc: 'no connection opened for lack of local resources (EMFILE…)', err: new LbError('LB_ERR_LOCAL_RESOURCES'), failure: false },
   { desc: 'plain error', err: new Error('x'), failure: false },
 ];
 for (const { desc, err, failure } of failures) {

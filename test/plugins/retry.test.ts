@@ -127,6 +127,7 @@ for (const d of decisions) {
 const errors: { desc: string; err: unknown; outcome: Outcome }[] = [
   { desc: 'connect', err: new LbError('LB_ERR_UPSTREAM_CONNECT'), outcome: 'connect-error' },
   { desc: 'connect timeout (never accepted: nothing reached the backend)', err: new LbError('LB_ERR_UPSTREAM_CONNECT_TIMEOUT'), outcome: 'connect-error' },
+  { desc: 'no connection opened for lack of local resources (nothing reached any backend)', err: new LbError('LB_ERR_LOCAL_RESOURCES'), outcome: 'connect-error' },
   { desc: 'reset', err: new LbError('LB_ERR_UPSTREAM_RESET'), outcome: 'reset' },
   { desc: 'timeout', err: new LbError('LB_ERR_UPSTREAM_TIMEOUT'), outcome: 'timeout' },
   { desc: 'protocol', err: new LbError('LB_ERR_UPSTREAM_PROTOCOL'), outcome: 'other-error' },
@@ -173,6 +174,7 @@ function scripted(method: string, body: RequestContext['body'], steps: Step[], b
 
 const connect = () => new LbError('LB_ERR_UPSTREAM_CONNECT');
 const connectTimeout = () => new LbError('LB_ERR_UPSTREAM_CONNECT_TIMEOUT');
+const localShortage = () => new LbError('LB_ERR_LOCAL_RESOURCES');
 const invalid = () => new LbError('LB_ERR_UPSTREAM_PROTOCOL');
 const reset = () => new LbError('LB_ERR_UPSTREAM_RESET');
 const stream = () => Readable.from([Buffer.from('payload')]);
@@ -205,6 +207,9 @@ const flows: {
   { desc: 'GET local 503 (circuit open, …): not retried', method: 'GET', steps: ['local'], calls: 1, status: 503 },
   { desc: 'POST 503: not retried', method: 'POST', body: 'stream', steps: [503], calls: 1, status: 503, buffered: 0 },
   { desc: 'POST connect error: retried', method: 'POST', body: 'stream', steps: [connect(), 200], calls: 2, status: 200, buffered: 0 },
+  { desc: 'POST with no connection opened for lack of local resources: retried (nothing was sent)', method: 'POST', body: 'stream', steps: [localShortage(), 200], calls: 2, status: 200, buffered: 0 },
+  { desc: 'local resource errors exhausted: the last one is rethrown (503 with Retry-After)', method: 'GET', steps: [localShortage(), localShortage(), localShortage()], calls: 3, throws: 'LB_ERR_LOCAL_RESOURCES' },
+  { desc: 'a local resource error with connect-error not in on: not retried', table: { on: ['502', '503'] }, method: 'GET', steps: [localShortage()], calls: 1, throws: 'LB_ERR_LOCAL_RESOURCES' },
   { desc: 'POST listed in methods: buffered and retried on 503', table: { methods: ['POST'] }, method: 'POST', body: 'stream', steps: [503, 200], calls: 2, status: 200, buffered: 1 },
   { desc: 'PUT with a small body: buffered, retried on 503', method: 'PUT', body: 'stream', steps: [503, 200], calls: 2, status: 200, buffered: 1 },
   { desc: 'PUT with a body too large to replay: 503 not retried', method: 'PUT', body: 'stream', bufferResult: 'too-large', steps: [503], calls: 1, status: 503, buffered: 1 },

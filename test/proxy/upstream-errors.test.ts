@@ -11,8 +11,9 @@ import type net from 'node:net';
 import { Socket } from 'node:net';
 import { Pool } from 'undici';
 import { LbError, type ErrorCode } from '../../src/errors.js';
-import { isBackendFault, upstreamError, upstreamErrorCode } from '../../src/proxy/upstream-errors.js';
+import { isBackendFault, isLocalFault, upstreamError, upstreamErrorCode } from '../../src/proxy/upstream-errors.js';
 import { watchBackendSocket } from '../../src/proxy/backend-socket.js';
+import { ConnectTimeoutError } from '../../src/proxy/undici-parts.js';
 import { readRequestHead, startRawBackend } from '../helpers/raw-http.js';
 
 const UNDICI_ANSWERS: { desc: string; answer: (socket: net.Socket) => void; code: ErrorCode }[] = [
@@ -112,6 +113,7 @@ const FAULTS: { code: ErrorCode; fault: boolean }[] = [
   { code: 'LB_ERR_UPSTREAM_TIMEOUT', fault: false },
   { code: 'LB_ERR_UPSTREAM_BUSY', fault: false },
   { code: 'LB_ERR_CLIENT_GONE', fault: false },
+  { code: 'LB_ERR_LOCAL_RESOURCES', fault: false },
 ];
 for (const { code, fault } of FAULTS) {
   test(`isBackendFault: ${code} → ${fault}`, () => {
@@ -132,3 +134,75 @@ test('a TLS error is a connect failure only before the connection was establishe
   assert.equal(upstreamErrorCode(late), 'LB_ERR_UPSTREAM_RESET');
   socket.destroy();
 });
+
+/**
+ * How a connection the proxy could not open reaches upstreamError: undici's
+ * connector passes the socket's own error on untouched (net.connect's errno
+ * error, the same object the end-to-end test in
+ * test/hardening/local-resource-shortage.test.ts provokes under a real
+ * `ulimit -n`); a connect timeout is undici's ConnectTimeoutError (what the
+ * connector raises: src/pool/backend-connector.ts). undici 7's SocketError
+ * carries no cause.
+ */
+function connectError(code: string): Error {
+  return Object.assign(new Error(`connect ${code} 127.0.0.1:8001 - Local (undefined:undefined)`), {
+    errno: -1,
+    code,
+    syscall: 'connect',
+    address: '127.0.0.1',
+    port: 8001,
+  });
+}
+
+const LOCAL_OR_NOT: { desc: string; err: () => unknown; code: ErrorCode }[] = [
+  { desc: 'connect EMFILE (out of descriptors)', err: () => connectError('EMFILE'), code: 'LB_ERR_LOCAL_RESOURCES' },
+  { desc: 'connect ENFILE', err: () => connectError('ENFILE'), code: 'LB_ERR_LOCAL_RESOURCES' },
+  { desc: 'connect ENOBUFS', err: () => connectError('ENOBUFS'), code: 'LB_ERR_LOCAL_RESOURCES' },
+  { desc: 'connect ENOMEM', err: () => connectError('ENOMEM'), code: 'LB_ERR_LOCAL_RESOURCES' },
+  { desc: 'connect EADDRNOTAVAIL (no free local port)', err: () => connectError('EADDRNOTAVAIL'), code: 'LB_ERR_LOCAL_RESOURCES' },
+  { desc: 'EMFILE as the cause of a wrapping error', err: () => new TypeError('fetch failed', { cause: connectError('EMFILE') }), code: 'LB_ERR_LOCAL_RESOURCES' },
+  { desc: 'connect ECONNREFUSED', err: () => connectError('ECONNREFUSED'), code: 'LB_ERR_UPSTREAM_CONNECT' },
+  { desc: "undici's ConnectTimeoutError", err: () => new ConnectTimeoutError('Connect Timeout Error (attempted address: 127.0.0.1:8001, timeout: 10ms)'), code: 'LB_ERR_UPSTREAM_CONNECT_TIMEOUT' },
+];
+for (const { desc, err, code } of LOCAL_OR_NOT) {
+  test(`upstreamErrorCode: ${desc} → ${code}`, () => {
+    assert.equal(upstreamErrorCode(err()), code);
+  });
+}
+
+test('a local resource error on an established connection is no connect failure: part of the request may have gone out', () => {
+  const socket = new Socket();
+  watchBackendSocket(socket);
+  const late = Object.assign(new Error('write ENOBUFS'), { code: 'ENOBUFS', syscall: 'write' });
+  socket.emit('error', late);
+  assert.equal(upstreamErrorCode(late), 'LB_ERR_UPSTREAM_RESET');
+  socket.destroy();
+});
+
+test('upstreamError: LB_ERR_LOCAL_RESOURCES is a 503 with Retry-After, its message (the log line) says what ran short and what to do', () => {
+  const cause = connectError('EMFILE');
+  const mapped = upstreamError(cause, 'http://127.0.0.1:8001');
+  assert.equal(mapped.code, 'LB_ERR_LOCAL_RESOURCES');
+  assert.equal(mapped.status, 503);
+  assert.deepEqual(mapped.headers, { 'retry-after': '1' });
+  assert.equal(mapped.cause, cause);
+  assert.equal(
+    mapped.message,
+    'no connection to backend http://127.0.0.1:8001 could be opened, and the backend is not blamed: this process is out of file descriptors (EMFILE); ' +
+      'raise its open-files limit (ulimit -n, or LimitNOFILE= in its systemd unit) or lower the number of client connections',
+  );
+});
+
+const LOCAL_FAULTS: { code: ErrorCode; local: boolean }[] = [
+  { code: 'LB_ERR_LOCAL_RESOURCES', local: true },
+  { code: 'LB_ERR_PLUGIN', local: true },
+  { code: 'LB_ERR_UPSTREAM_CONNECT', local: false },
+  { code: 'LB_ERR_UPSTREAM_CONNECT_TIMEOUT', local: false },
+  { code: 'LB_ERR_UPSTREAM_RESET', local: false },
+  { code: 'LB_ERR_UPSTREAM_TIMEOUT', local: false },
+];
+for (const { code, local } of LOCAL_FAULTS) {
+  test(`isLocalFault: ${code} → ${local}`, () => {
+    assert.equal(isLocalFault(new LbError(code)), local);
+  });
+}
