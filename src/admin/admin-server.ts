@@ -62,6 +62,9 @@ export class AdminServer {
   async bind(listen: ListenAddress): Promise<AddressInfo> {
     const server = http.createServer({ requireHostHeader: false }, this.#onRequest);
     server.keepAliveTimeout = 5_000;
+    // No maxConnections (server.max_connections is the traffic listener's): this one is
+    // local and takes a handful of short requests, and when the traffic listener is full
+    // /healthz and /status are what an operator needs to reach.
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(listen.port, listen.host, () => {

@@ -185,6 +185,8 @@ export const WORKER_ENV = {
   /** The worker's slot, 1…N: stable across restarts, unlike cluster's own ids. */
   id: 'LB_WORKER_ID',
   logLevel: 'LB_WORKER_LOG_LEVEL',
+  /** "1" when the primary accepts every connection and hands it to a worker (SCHED_RR): see StartOptions.connectionsHandedOver. */
+  connectionsHandedOver: 'LB_WORKER_CONNECTIONS_HANDED_OVER',
 } as const;
 
 /** Anything on the IPC channel that is not one of ours is ignored (cluster's own messages never reach 'message' listeners). */

@@ -124,7 +124,11 @@ export class WorkerSlot {
     const promise = new Promise<void>((resolve, reject) => ((resolveReady = resolve), (rejectReady = reject)));
     promise.catch(() => {});
     this.#ready = { promise, resolve: resolveReady, reject: rejectReady };
-    const worker = cluster.fork({ [WORKER_ENV.id]: String(this.id), [WORKER_ENV.logLevel]: this.logLevel });
+    const worker = cluster.fork({
+      [WORKER_ENV.id]: String(this.id),
+      [WORKER_ENV.logLevel]: this.logLevel,
+      [WORKER_ENV.connectionsHandedOver]: cluster.schedulingPolicy === cluster.SCHED_RR ? '1' : '0',
+    });
     this.#worker = worker;
     let resolveExit!: () => void;
     this.#exited = new Promise<void>((resolve) => (resolveExit = resolve));

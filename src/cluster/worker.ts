@@ -105,6 +105,8 @@ export class ClusterWorker {
   constructor(
     readonly id: number,
     private readonly logger: RootLogger,
+    /** The primary accepts the connections and hands them over (SCHED_RR). */
+    private readonly connectionsHandedOver = false,
   ) {}
 
   readonly onMessage = (message: unknown): void => {
@@ -169,6 +171,7 @@ export class ClusterWorker {
         generation: message.generation,
         onGeneration: this.#applyTold,
         onPassiveDown: this.#reportPassiveDown,
+        connectionsHandedOver: this.connectionsHandedOver,
       });
     } catch (err) {
       const located = locatePluginFailure(err, message.file, message.source);
@@ -278,7 +281,7 @@ export function runWorker(): void {
   const id = Number(process.env[WORKER_ENV.id]);
   const level = process.env[WORKER_ENV.logLevel] ?? 'info';
   const logger = createProcessLogger(level).child({ worker: id });
-  const worker = new ClusterWorker(id, logger);
+  const worker = new ClusterWorker(id, logger, process.env[WORKER_ENV.connectionsHandedOver] === '1');
   process.on('message', worker.onMessage);
   // A signal sent to the whole process group (Ctrl-C, systemd) reaches the
   // workers too: shut down gracefully like the primary asks; a second one

@@ -268,6 +268,7 @@ class Loader {
     return {
       listen: parseListen(raw.listen as string),
       workers: raw.workers as number | 'auto',
+      maxConnections: raw.max_connections as number | undefined,
       maxBody: parseSize(raw.max_body as string),
       maxHeaderSize: parseSize(raw.max_header_size as string),
       maxHeadersCount: raw.max_headers_count as number,

@@ -21,6 +21,8 @@ export interface PluginRef {
 export interface ServerConfig {
   readonly listen: ListenAddress;
   readonly workers: number | 'auto';
+  /** `server.max_connections` as written (not yet split across workers); undefined: derived from the open-files limit. */
+  readonly maxConnections: number | undefined;
   readonly maxBody: number;
   readonly maxHeaderSize: number;
   readonly maxHeadersCount: number;

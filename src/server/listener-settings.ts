@@ -2,14 +2,16 @@
  * Which `[server]` changes a running listener can take as they are, and
  * which need a new listener (a rebind): the address, and switching TLS on
  * or off. Everything else is set on the live server and applies to new
- * connections (header limits, the TLS handshake timeout) or at once
- * (timeouts, certificates).
+ * connections (header limits, the client connection limit, the TLS
+ * handshake timeout) or at once (timeouts, certificates). A new listener
+ * (a rebind) is created with all of them.
  */
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import type https from 'node:https';
 import type { ListenAddress, ServerConfig } from '../config/types.js';
 import type { TrafficServer } from './traffic-server.js';
+import type { ClientConnectionLimit } from './client-connection-limit.js';
 
 /** Same address? Compared as configured, so "127.0.0.1:0" stays bound to the port it got. */
 export function sameListen(a: ListenAddress | undefined, b: ListenAddress | undefined): boolean {
@@ -24,11 +26,12 @@ export function listenerNeedsRebind(before: ServerConfig, after: ServerConfig): 
 }
 
 /**
- * Applies `config` to a listener bound to the same address. Certificates
+ * Applies `config` — and `clientLimit`, what it makes of server.max_connections
+ * in this process — to a listener bound to the same address. Certificates
  * are read again, so a reload (SIGHUP) picks up renewed ones. Throws when
  * they cannot be read, before anything is changed.
  */
-export function applyListenerSettings(traffic: TrafficServer, config: ServerConfig): void {
+export function applyListenerSettings(traffic: TrafficServer, config: ServerConfig, clientLimit: ClientConnectionLimit): void {
   const secure = config.tls === undefined ? undefined : readListenerCertificate(config.tls);
   const server = traffic.server as https.Server & { maxHeaderSize?: number };
   if (secure !== undefined) {
@@ -39,6 +42,7 @@ export function applyListenerSettings(traffic: TrafficServer, config: ServerConf
   server.maxHeaderSize = config.maxHeaderSize;
   server.headersTimeout = config.headersTimeout;
   server.keepAliveTimeout = config.idleTimeout;
+  traffic.limitClientConnections(clientLimit);
 }
 
 /**

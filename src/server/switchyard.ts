@@ -21,6 +21,9 @@ import { ReloadHistory, locatePluginFailure } from './reload-history.js';
 import { applyListenerSettings, listenerNeedsRebind, readListenerCertificate, sameListen } from './listener-settings.js';
 import { HealthScheduler } from '../health/health-scheduler.js';
 import { ListenError } from './listen-error.js';
+import { clientConnectionLimit, describeClientConnectionLimit, type ClientConnectionLimit } from './client-connection-limit.js';
+import { readOpenFilesLimit } from './open-files-limit.js';
+import { workerCount } from '../cluster/worker-count.js';
 import type { AdminServer } from '../admin/admin-server.js';
 import type { AdminSource } from '../admin/admin-source.js';
 
@@ -130,6 +133,12 @@ export interface StartOptions {
   readonly onPassiveDown?: PassiveDownReport;
   /** What the admin listener reads; default: this Switchyard (a cluster primary sums its workers' counters). */
   readonly adminSource?: (lb: Switchyard) => AdminSource;
+  /**
+   * A cluster primary accepts the connections and hands them to this
+   * process (node:cluster's SCHED_RR): see TrafficServer's
+   * `connectionsHandedOver`. Default false: this process accepts them.
+   */
+  readonly connectionsHandedOver?: boolean;
 }
 
 /** One backend's health as decided elsewhere (a cluster primary), to apply here. */
@@ -170,6 +179,7 @@ export class Switchyard {
   readonly role: SwitchyardRole;
   readonly #onGeneration: ((generation: Generation, lb: Switchyard) => void) | undefined;
   readonly #adminSource: (lb: Switchyard) => AdminSource;
+  readonly #connectionsHandedOver: boolean;
   /** Set while a state decided elsewhere is applied: its change is logged where it was decided. */
   #applyingRemoteState = false;
   #traffic: TrafficServer | undefined;
@@ -190,6 +200,8 @@ export class Switchyard {
   /** Active health checks: one probe loop per backend URL, following the serving generation. */
   readonly health: HealthScheduler;
   readonly startedAt = new Date();
+  /** This process's soft open-files limit, read once at start: the default client connection limit is derived from it. */
+  #openFiles: number | undefined;
   /** The admin listener (/healthz, /status, /metrics, dashboard) while `[admin] listen` is set. */
   #admin: AdminServer | undefined;
 
@@ -199,6 +211,7 @@ export class Switchyard {
     this.#nextId = options.generation ?? 1;
     this.#onGeneration = options.onGeneration;
     this.#adminSource = options.adminSource ?? ((lb) => lb);
+    this.#connectionsHandedOver = options.connectionsHandedOver ?? false;
     this.health = new HealthScheduler(this.registry, this.logger);
     this.#passive = new PassiveDetector(this.registry, this.#activelyChecked, options.onPassiveDown);
     this.#deps = { registry: this.registry, logger: this.logger, forward: createForwarder(this.#passive.onFailure) };
@@ -259,16 +272,19 @@ export class Switchyard {
   }
 
   async #start(config: LbConfig): Promise<void> {
+    this.#openFiles = await readOpenFilesLimit();
     this.#generation = await Generation.build(this.#nextId++, configForRole(config, this.role), this.#deps);
     this.#onGeneration?.(this.#generation, this);
     if (this.role === 'control') {
       this.health.sync(this.#generation);
       this.logger.debug({ generation: this.#generation.id, config: config.file }, `generation ${this.#generation.id} built; no traffic listener in this process`);
+      this.#logClientLimit(this.#clientLimitFor(config));
       await this.#syncAdmin(config, true);
       return;
     }
     if (this.role === 'standalone') this.health.sync(this.#generation);
-    this.#traffic = new TrafficServer(this.#generation, this.logger);
+    const clientLimit = this.#clientLimitFor(config);
+    this.#traffic = new TrafficServer(this.#generation, this.logger, clientLimit, this.#connectionsHandedOver);
     const { host, port } = config.server.listen;
     try {
       this.#address = await this.#traffic.listen();
@@ -280,7 +296,29 @@ export class Switchyard {
       { listen: `${this.#address.address}:${this.#address.port}`, generation: this.#generation.id, config: config.file },
       `Switchyard listening on ${this.#traffic.protocol}://${this.#address.address}:${this.#address.port}`,
     );
+    this.#logClientLimit(clientLimit);
     if (this.role === 'standalone') await this.#syncAdmin(config, true);
+  }
+
+  /**
+   * The client connection limit of this process's listener under `config`:
+   * server.max_connections split across the workers of a cluster, or
+   * derived from the open-files limit. A cluster primary computes its
+   * workers' (they inherit its open-files limit) to log it once for all.
+   * A single process serves alone even when a reload asked for more
+   * workers (that takes a restart), so it keeps the whole limit.
+   */
+  #clientLimitFor(config: LbConfig): ClientConnectionLimit {
+    const processes = this.role === 'standalone' ? 1 : workerCount(config.server.workers);
+    return clientConnectionLimit(config.server.maxConnections, processes, this.#openFiles);
+  }
+
+  /** One line where the limit is set; a cluster's workers leave it to their primary. */
+  #logClientLimit(limit: ClientConnectionLimit): void {
+    this.logger[this.role === 'traffic' ? 'debug' : 'info'](
+      { maxConnections: limit.max ?? null, openFilesLimit: this.#openFiles ?? null },
+      describeClientConnectionLimit(limit, this.role === 'control'),
+    );
   }
 
   /**
@@ -507,9 +545,10 @@ export class Switchyard {
     }
     const config = next.config;
     const oldTraffic = this.#traffic;
+    const clientLimit = this.#clientLimitFor(config);
     if (oldTraffic !== undefined && bound === undefined) {
       try {
-        applyListenerSettings(oldTraffic, config.server);
+        applyListenerSettings(oldTraffic, config.server, clientLimit);
       } catch (err) {
         // Readable when prepared, gone since: keep serving with what the listener has.
         this.logger.error({ err }, `server settings not applied to the listener (${(err as Error).message}); it keeps the previous ones until the next reload`);
@@ -527,6 +566,8 @@ export class Switchyard {
       this.#retireListener(oldTraffic, previous.config.server.shutdownGrace, 'previous listener', 'info');
     }
     const report = this.reloads.applied(previous.config, next, Math.round(performance.now() - started), trigger);
+    const previousLimit = this.#clientLimitFor(previous.config);
+    if (clientLimit.max !== previousLimit.max || clientLimit.source !== previousLimit.source) this.#logClientLimit(clientLimit);
     // In a cluster the primary logs the one line per reload, once its workers have applied it.
     this.logger[this.role === 'standalone' ? 'info' : 'debug'](
       {
@@ -562,7 +603,7 @@ export class Switchyard {
     checkListenerChange(this.generation.config, generation.config);
     let traffic: TrafficServer;
     try {
-      traffic = new TrafficServer(generation, this.logger);
+      traffic = new TrafficServer(generation, this.logger, this.#clientLimitFor(generation.config), this.#connectionsHandedOver);
       await traffic.listen();
     } catch (err) {
       const running = this.address;

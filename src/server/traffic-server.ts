@@ -9,6 +9,10 @@
  * once (path-normalizer.ts); routing and forwarding both use that target.
  * Upgrade requests take the same way through the pipeline, then become a
  * tunnel (proxy/upgrade.ts).
+ *
+ * Past its client connection limit (client-connection-limit.ts) a new
+ * connection is closed as soon as it is accepted, before a byte is read — as
+ * nginx does when worker_connections run out — and a warning says so.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
@@ -35,6 +39,7 @@ import { checkRequest, isValidHostHeader } from './request-guard.js';
 import { passTurn, takeTurn, waitTurn } from './connection-turn.js';
 import { readListenerCertificate } from './listener-settings.js';
 import { RepeatedWarnings } from './repeated-warnings.js';
+import type { ClientConnectionLimit } from './client-connection-limit.js';
 import { closeAfterResponse, drainUnreadBody, hasUnreadBody, isClosing, LINGER_MS, settleUnreadBody } from './unread-body.js';
 
 const kContext = Symbol('switchyard.context');
@@ -159,12 +164,26 @@ export class TrafficServer {
   readonly #sockets = new Set<Socket>();
   readonly #onResponseClose: (this: TrackedResponse) => void;
   readonly #warnings: RepeatedWarnings;
+  #clientLimit!: ClientConnectionLimit;
+  /**
+   * A cluster primary accepts the connections and hands each to a worker
+   * (SCHED_RR). Node's maxConnections must not refuse them then: a refused
+   * connection goes back to the primary, which offers it to the next worker,
+   * and while every worker is full it circles between them — a busy loop,
+   * with the descriptors of the waiting connections held in the primary,
+   * which runs the health checks. So a worker takes the connection and
+   * closes it itself.
+   */
+  readonly #connectionsHandedOver: boolean;
   #closing = false;
 
   constructor(
     generation: Generation,
     logger: Logger,
+    clientLimit: ClientConnectionLimit,
+    connectionsHandedOver = false,
   ) {
+    this.#connectionsHandedOver = connectionsHandedOver;
     this.generation = generation;
     this.#warnings = new RepeatedWarnings(logger);
     this.#onResponseClose = responseCloseListener(this.#warnings, this.#serveNext);
@@ -180,7 +199,14 @@ export class TrafficServer {
       : http.createServer(options, this.#onRequest);
     this.server.keepAliveTimeout = config.idleTimeout;
     this.server.maxHeadersCount = MAX_HEADERS_KEPT;
+    this.limitClientConnections(clientLimit);
+    this.server.on('drop', this.#onDrop);
     this.server.on('connection', (socket: Socket) => {
+      if (this.#connectionsHandedOver && this.#sockets.size >= (this.#clientLimit.max ?? Infinity)) {
+        socket.destroy();
+        this.#onDrop();
+        return;
+      }
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });
@@ -245,6 +271,28 @@ export class TrafficServer {
   get connectionCount(): number {
     return this.#sockets.size;
   }
+
+  /**
+   * Applies to connections accepted from now on: lowered below what is
+   * open, it refuses new ones until enough have closed, and cuts none.
+   */
+  limitClientConnections(limit: ClientConnectionLimit): void {
+    this.#clientLimit = limit;
+    // Node compares its count of open connections with it on every accept; Infinity never refuses.
+    this.server.maxConnections = this.#connectionsHandedOver ? Infinity : (limit.max ?? Infinity);
+  }
+
+  /** A connection past the limit was closed (by Node, at maxConnections, or by the check for handed-over ones): one warning per window, repeats counted. */
+  readonly #onDrop = (): void => {
+    const { max, source } = this.#clientLimit;
+    this.#warnings.warn(
+      'server.max_connections',
+      '',
+      { maxConnections: max },
+      `a new client connection was closed unanswered: ${max} are open, the most this process accepts (${source}). ` +
+        'Raise server.max_connections together with the open-files limit (ulimit -n, systemd LimitNOFILE: each proxied connection takes two descriptors), or add workers or instances',
+    );
+  };
 
   readonly #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const socket = req.socket;

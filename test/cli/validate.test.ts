@@ -97,7 +97,7 @@ const invalid: { desc: string; toml: string; line: number; key: string; says: Re
     toml: `[server]\nlisten = "127.0.0.1:8080"\nmax_bodyy = "1MB"\n${POOL}`,
     line: 3,
     key: 'server.max_bodyy',
-    says: /unknown key "max_bodyy"; allowed keys here: listen, workers, max_body/,
+    says: /unknown key "max_bodyy"; allowed keys here: listen, workers, max_connections, max_body/,
   },
   {
     desc: 'a health interval longer than a timer can wait',

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, type TestBackend } from '../helpers/backends.js';
 import { request, type TestResponse } from '../helpers/http-client.js';
-import { startLb, type LbProcess, type LogLine } from '../helpers/lb-process.js';
+import { startLb, type LbProcess, type LogLine, type StartLbOptions } from '../helpers/lb-process.js';
 
 export interface WorkerRow {
   readonly id: number;
@@ -76,13 +76,14 @@ export function backendList(backends: readonly TestBackend[]): string {
 
 /**
  * Starts `lb run` from `toml(port)` in its own process group, with `files`
- * (name → text, e.g. a plugin) beside lb.toml; everything is stopped and
- * removed after the test.
+ * (name → text, e.g. a plugin) beside lb.toml and `env` added to its
+ * environment; everything is stopped and removed after the test.
  */
 export async function startCluster(
   t: { after(fn: () => Promise<void>): void },
   toml: TomlFor,
   files: Readonly<Record<string, string>> = {},
+  env: StartLbOptions['env'] = {},
 ): Promise<ClusterFixture> {
   const dir = await mkdtemp(join(tmpdir(), 'lb-cluster-'));
   const file = join(dir, 'lb.toml');
@@ -94,7 +95,7 @@ export async function startCluster(
   const port = await freePort();
   for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
   await writeFile(file, toml(port));
-  lb = await startLb(file, [], { processGroup: true });
+  lb = await startLb(file, [], { processGroup: true, env });
   const adminLine = await lb.waitForLog((l) => typeof l.admin === 'string', 2000);
   const admin = `http://${String(adminLine.admin)}`;
   // Until then a save could be seen twice: by the watcher and by the check made once it is ready.

@@ -64,6 +64,14 @@ test('a duration outside its bounds is a config error, not a value that loads (t
   assert.equal(config.pools.web!.health!.interval, 1_800_000_000);
 });
 
+test('server.max_connections: optional (unset: derived at start), an integer of at least 1', async () => {
+  const toml = (v: string) => `[server]\nlisten = "127.0.0.1:0"\nmax_connections = ${v}\n${POOL}`;
+  assert.equal((await loadConfigText(POOL, FILE)).server.maxConnections, undefined);
+  assert.equal((await loadConfigText(toml('5'), FILE)).server.maxConnections, 5);
+  assert.deepEqual(await issuesOf(toml('0')), ['3 server.max_connections: must be >= 1']);
+  assert.deepEqual(await issuesOf(toml('2.5')), ['3 server.max_connections: must be integer (got the number 2.5)']);
+});
+
 test('listen addresses: ports past 65535, impossible IPv4 addresses and two listeners on one port are refused where written', async () => {
   assert.deepEqual(await issuesOf(`[server]\nlisten = "127.0.0.1:99999"\n${POOL}`), [
     '2 server.listen: port 99999 is out of range: write a port from 1 to 65535 (or 0 for any free port)',
@@ -125,7 +133,7 @@ plugin = "no-such-plugin"
 test('a core-schema problem hides none of the others: plugin tables and pool references are still checked, and all come in file order', async () => {
   assert.deepEqual(await issuesOf(MANY), [
     '2 server.listen: port 99999 is out of range: write a port from 1 to 65535 (or 0 for any free port)',
-    '3 server.bogus: unknown key "bogus"; allowed keys here: listen, workers, max_body, max_header_size, max_headers_count, headers_timeout, body_timeout, idle_timeout, send_timeout, shutdown_grace, trusted_proxies, forwarded_header, tls',
+    '3 server.bogus: unknown key "bogus"; allowed keys here: listen, workers, max_connections, max_body, max_header_size, max_headers_count, headers_timeout, body_timeout, idle_timeout, send_timeout, shutdown_grace, trusted_proxies, forwarded_header, tls',
     '6 pools.web.strategy.replicas: must be integer (got the string "many")',
     '9 pools.web.backends[1].weight: must be >= 1',
     '14 pools.web.health.path: must be string (got the number 5)',

@@ -24,11 +24,12 @@ const OPEN_FILES_LIMIT = 128;
 /** More connections than OPEN_FILES_LIMIT could ever hold: a bound, should they never be refused. */
 const MAX_HELD = 4 * OPEN_FILES_LIMIT;
 /**
- * Keys for the [server] table. A limit on client connections derived from
- * the open-files limit (server.max_connections) would keep the clients from
- * taking every descriptor: set it far above OPEN_FILES_LIMIT here.
+ * Keys for the [server] table. The default limit on client connections,
+ * derived from the open-files limit, keeps clients from taking every
+ * descriptor: set far above OPEN_FILES_LIMIT, it lets them, as it would an
+ * operator who set it too high.
  */
-const SERVER_KEYS = '';
+const SERVER_KEYS = `max_connections = ${100 * OPEN_FILES_LIMIT}`;
 
 /** Routed to the pool; anything else is answered 404 by the proxy itself, without a backend. */
 const TO_BACKEND = 'GET /app HTTP/1.1\r\nHost: lb.test\r\n\r\n';

@@ -1,0 +1,120 @@
+/**
+ * server.max_connections: the traffic listener holds at most that many
+ * client connections; a further one is closed at once without an answer
+ * (and a warning logged once, repeats counted); a freed slot admits the
+ * next. A reload changes the limit for new connections and cuts none, and
+ * a listener moved to a new address keeps it.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startSwitchyard, type LogRecord } from '../../src/testing.js';
+import { freePort, startBackend } from '../helpers/backends.js';
+import { holdConnection, holdFirstAdmitted, releaseAll, requestOn, type HeldConnection } from '../helpers/held-connections.js';
+
+const toml = (backend: string, maxConnections: number, listen = '127.0.0.1:0') => `
+[server]
+listen = "${listen}"
+max_connections = ${maxConnections}
+[pools.web]
+backends = [{ url = "${backend}" }]
+`;
+
+/** Opens `count` connections one after another, each sending a request. */
+async function holdEach(port: number, count: number, into: HeldConnection[]): Promise<HeldConnection[]> {
+  const opened: HeldConnection[] = [];
+  for (let i = 0; i < count; i++) {
+    const connection = await holdConnection(port);
+    into.push(connection);
+    opened.push(connection);
+  }
+  return opened;
+}
+
+const statuses = (connections: readonly HeldConnection[]) => connections.map((c) => c.status ?? 'closed unanswered');
+
+function limitWarnings(logs: readonly LogRecord[]): LogRecord[] {
+  return logs.filter((line) => line.level === 40 && line.maxConnections !== undefined);
+}
+
+test('max_connections = 5: five are served, the sixth is closed unanswered and warned about once, a freed slot admits the next', async (t) => {
+  const backend = await startBackend('b1');
+  const held: HeldConnection[] = [];
+  const sy = await startSwitchyard({ toml: toml(backend.url, 5), captureLogs: true });
+  t.after(async () => {
+    await releaseAll(held);
+    await sy.close();
+    await backend.close();
+  });
+  assert.ok(
+    sy.logs.some((line) => line.level === 30 && line.msg === 'accepting at most 5 client connections (server.max_connections)'),
+    'the limit is logged at start',
+  );
+
+  const admitted = await holdEach(sy.port, 5, held);
+  assert.deepEqual(statuses(admitted), [200, 200, 200, 200, 200]);
+  const refused = await holdEach(sy.port, 3, held);
+  assert.deepEqual(statuses(refused), ['closed unanswered', 'closed unanswered', 'closed unanswered']);
+  assert.equal(backend.hits, 5, 'nothing of a refused connection reached the backend');
+
+  const warnings = limitWarnings(sy.logs);
+  assert.equal(warnings.length, 1, `one warning for three refusals: ${JSON.stringify(warnings)}`);
+  assert.equal(warnings[0]!.maxConnections, 5);
+  assert.match(warnings[0]!.msg, /5 are open.*server\.max_connections.*ulimit -n.*LimitNOFILE.*add workers or instances/);
+
+  // The held connections are still served: they are open, not just counted.
+  assert.equal(await requestOn(admitted[0]!), 200);
+  admitted[0]!.socket.destroy();
+  await admitted[0]!.whenClosed;
+  const next = await holdFirstAdmitted(sy.port);
+  held.push(next.connection);
+  assert.equal(next.connection.status, 200, 'a freed slot admits a new connection');
+  assert.deepEqual(statuses(await holdEach(sy.port, 1, held)), ['closed unanswered'], 'and only one');
+  // Three refused before, one just now, and those refused while the slot was not counted free yet.
+  const refusals = 3 + 1 + next.refused;
+
+  // Closing flushes the window: the refusals after the first are counted into one line.
+  await releaseAll(held);
+  await sy.close();
+  const counted = limitWarnings(sy.logs);
+  assert.equal(counted.length, 2, JSON.stringify(counted));
+  assert.equal(counted[1]!.repeated, refusals - 1, 'every refusal after the first is counted');
+  assert.match(counted[1]!.msg, /more like it in the last/);
+});
+
+test('a reload raises the limit for new connections, and lowering it cuts no open connection', async (t) => {
+  const backend = await startBackend('b1');
+  const held: HeldConnection[] = [];
+  const sy = await startSwitchyard({ toml: toml(backend.url, 2), captureLogs: true });
+  t.after(async () => {
+    await releaseAll(held);
+    await sy.close();
+    await backend.close();
+  });
+  assert.deepEqual(statuses(await holdEach(sy.port, 3, held)), [200, 200, 'closed unanswered']);
+
+  await sy.reload(toml(backend.url, 4));
+  assert.deepEqual(sy.lb.reloads.lastApplied?.changes.settings, ['server.max_connections']);
+  assert.ok(sy.logs.some((line) => line.msg === 'accepting at most 4 client connections (server.max_connections)'), 'the new limit is logged');
+  assert.deepEqual(statuses(await holdEach(sy.port, 3, held)), [200, 200, 'closed unanswered'], 'two more admitted under the higher limit');
+
+  await sy.reload(toml(backend.url, 1));
+  const open = held.filter((c) => c.status !== undefined);
+  assert.equal(open.length, 4);
+  for (const connection of open) assert.equal(await requestOn(connection), 200, 'a connection opened before the lower limit is still served');
+  assert.deepEqual(statuses(await holdEach(sy.port, 1, held)), ['closed unanswered'], 'while new ones are refused');
+});
+
+test('a listener moved to a new address by a reload keeps the limit', async (t) => {
+  const backend = await startBackend('b1');
+  const held: HeldConnection[] = [];
+  const sy = await startSwitchyard({ toml: toml(backend.url, 2) });
+  t.after(async () => {
+    await releaseAll(held);
+    await sy.close();
+    await backend.close();
+  });
+  const port = await freePort();
+  await sy.reload(toml(backend.url, 2, `127.0.0.1:${port}`));
+  assert.equal(sy.lb.address.port, port);
+  assert.deepEqual(statuses(await holdEach(port, 3, held)), [200, 200, 'closed unanswered']);
+});
