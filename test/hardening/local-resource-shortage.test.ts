@@ -129,10 +129,12 @@ interface Shortage {
   readonly lb: LbProcess;
   readonly held: KeptConnection[];
   readonly adminPort: number;
+  /** The folder of its lb.toml. */
+  readonly dir: string;
 }
 
 /** `lb run` under OPEN_FILES_LIMIT with `toml`; everything it and the test open is closed when the test ends, failed or not. */
-async function startUnderLimit(t: TestContext, toml: string): Promise<Shortage> {
+async function startUnderLimit(t: TestContext, toml: string, watch = false): Promise<Shortage> {
   const dir = await mkdtemp(join(tmpdir(), 'switchyard-shortage-'));
   const held: KeptConnection[] = [];
   let lb: LbProcess | undefined;
@@ -143,9 +145,9 @@ async function startUnderLimit(t: TestContext, toml: string): Promise<Shortage> 
   });
   const file = join(dir, 'lb.toml');
   await writeFile(file, toml);
-  lb = await startLb(file, ['--no-watch', '--log-level', 'info'], { openFilesLimit: OPEN_FILES_LIMIT });
+  lb = await startLb(file, [...(watch ? [] : ['--no-watch']), '--log-level', 'info'], { openFilesLimit: OPEN_FILES_LIMIT });
   const admin = await lb.waitForLog((l) => typeof l.admin === 'string');
-  return { lb, held, adminPort: Number(String(admin.admin).split(':').pop()) };
+  return { lb, held, adminPort: Number(String(admin.admin).split(':').pop()), dir };
 }
 
 async function backendStatus(connection: KeptConnection, url: string): Promise<any> {
@@ -263,4 +265,27 @@ test('out of descriptors, a request gets 503 LB_ERR_LOCAL_RESOURCES, its backend
   const status = await backendStatus(admin, backend.url);
   assert.equal(status.state, 'unknown');
   assert.equal(status.failures, 0, 'no request failed at the backend');
+});
+
+test('out of descriptors, the config watcher cannot reread its folder: a warning, lb keeps serving, and a save applies once clients let go', { timeout: 30_000 }, async (t) => {
+  const backend = await startBackend('b1');
+  t.after(() => backend.close());
+  const { lb, held, dir } = await startUnderLimit(t, config(backend.url, ''), true);
+  await lb.waitForLog((l) => typeof l.watching === 'string');
+  await exhaustDescriptors(lb.port, held);
+
+  // Anything new in the folder makes chokidar read it again, which fails with EMFILE.
+  // That 'error' had no listener, and ended the process.
+  await writeFile(join(dir, 'notes.txt'), 'not the config\n');
+  const warning = await lb.waitForLog((l) => l.code === 'EMFILE' && /^watching .* failed/.test(l.msg), 5000);
+  assert.equal(warning.level, 40);
+  assert.match(warning.msg, /a save may go unnoticed until watching recovers; send SIGHUP to reload$/);
+  assert.equal((await held[0]!.ask(UNROUTED))?.status, 404, 'still answering on the connections it holds');
+  assert.equal(lb.child.exitCode, null, 'still running');
+
+  for (const connection of held.splice(0)) connection.close();
+  const from = lb.logs.length;
+  await writeFile(join(dir, 'lb.toml'), config(backend.url, 'passive_failures = 4'));
+  const live = await lb.waitForLog((l) => /^configuration generation 2 is live/.test(l.msg), 5000, from);
+  assert.equal(live.generation, 2);
 });
