@@ -9,6 +9,8 @@
  * backoff = "50ms"                 # doubles each retry, with jitter
  * methods = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]
  * on = ["connect-error", "502", "503", "504"]
+ * max_replay_body = "1MB"          # largest body kept to be sent again
+ * max_replay_memory = "64MB"       # all such bodies held at once, per process
  * budget = { ratio = 0.2, min_per_second = 10 }   # optional
  * ```
  *
@@ -22,6 +24,12 @@
  *   retried only for a method in `methods`, and only when the request body
  *   can be sent again: no body, or a body that fit in `max_replay_body` and
  *   was buffered before the first try. A larger body streams through once.
+ * - Bodies buffered for replay share `max_replay_memory`, per process: a
+ *   body that finds it full streams through once like a large one (a warning
+ *   says so, at most one line per 10 s with a count), so that many
+ *   concurrent uploads cannot hold max_replay_body each and run the process
+ *   out of memory. Bodies the core already read whole (a Content-Length of
+ *   at most 64 KB) cost nothing more and are not counted.
  * - Local answers (from the core or another plugin) are never retried.
  * - Once the client has closed its connection, no further try is sent (the
  *   core refuses to start one, LB_ERR_CLIENT_GONE), so an abandoned DELETE
@@ -48,6 +56,7 @@ import {
   LbError,
   parseDuration,
   parseSize,
+  RepeatedWarnings,
   sizeSchema,
   type MiddlewareInstance,
   type Next,
@@ -55,6 +64,7 @@ import {
   type RequestContext,
 } from '../src/index.js';
 import { RETRY_BUDGET_WINDOW_S, RetryBudget } from './retry/budget.js';
+import { ReplayMemory, type ReplayReservation } from './retry/replay-memory.js';
 
 export interface RetryConfig {
   readonly attempts: number;
@@ -62,6 +72,7 @@ export interface RetryConfig {
   readonly on: readonly string[];
   readonly methods: readonly string[];
   readonly max_replay_body: string;
+  readonly max_replay_memory: string;
   readonly budget?: { readonly ratio: number; readonly min_per_second: number };
 }
 
@@ -189,6 +200,10 @@ export const schema = {
       'Largest request body kept in memory so that it can be sent again; a larger body is streamed once and its request is retried only on connect errors.',
       '1MB',
     ),
+    max_replay_memory: sizeSchema(
+      'Most request-body bytes held at once so that they can be sent again, over all requests in flight through this retry table, per process (each cluster worker has its own). A body that finds no room is streamed once and retried only on connect errors, like one over max_replay_body, and a warning says so (at most one line per 10 s). Bodies with a Content-Length of at most 64 KB, which the core reads whole anyway, do not count.',
+      '64MB',
+    ),
     budget: {
       type: 'object',
       additionalProperties: false,
@@ -212,6 +227,25 @@ export const schema = {
   },
 };
 
+/**
+ * What the instances of one retry table share across a reload: the retry
+ * budget (when there is one) and the replay memory, so that both stay per
+ * process while an old instance drains beside its successor.
+ */
+export class RetrySharedState {
+  constructor(
+    readonly budget: RetryBudget | undefined,
+    readonly replayMemory: ReplayMemory,
+  ) {}
+}
+
+/** A Content-Length header's value as a number; undefined when there is none (a chunked body) or it is not one. */
+function declaredLength(header: string | string[] | undefined): number | undefined {
+  if (typeof header !== 'string') return undefined;
+  const length = Number(header);
+  return Number.isSafeInteger(length) && length >= 0 ? length : undefined;
+}
+
 export default definePlugin({
   name: 'retry',
   kind: 'middleware',
@@ -227,14 +261,21 @@ export default definePlugin({
     if (policy.attempts <= 1) return { handle: (ctx: RequestContext, next: Next) => next() };
 
     const budgetConfig = config.budget;
-    const inherited = api.inherited;
-    // The core hands state over only when this table did not change, so an inherited budget has the same limits.
-    const budget =
-      budgetConfig === undefined
-        ? undefined
-        : inherited instanceof RetryBudget
-          ? inherited
-          : new RetryBudget(budgetConfig.ratio, budgetConfig.min_per_second);
+    // The core hands state over only when this table did not change, so inherited state has the same limits.
+    // A changed table starts afresh: until the old instance drains, its bodies and the new one's may hold up
+    // to twice max_replay_memory between them — once per reload, for as long as a request lasts.
+    const shared =
+      api.inherited instanceof RetrySharedState
+        ? api.inherited
+        : new RetrySharedState(
+            budgetConfig === undefined ? undefined : new RetryBudget(budgetConfig.ratio, budgetConfig.min_per_second),
+            new ReplayMemory(parseSize(config.max_replay_memory)),
+          );
+    const { budget, replayMemory } = shared;
+    const warnings = new RepeatedWarnings(logger);
+    const replayMemoryFullMessage =
+      `replay memory is full: a request body was streamed once instead of being kept to be sent again, so its request is retried only on connect errors; ` +
+      `raise max_replay_memory (now ${config.max_replay_memory}) if the process can spare it, or lower max_replay_body (now ${config.max_replay_body}) so that more bodies fit`;
 
     /** Whether the budget (if any) has room for one more retry; counts it when it has. */
     function budgetAllows(ctx: RequestContext, outcome: Outcome): boolean {
@@ -248,16 +289,57 @@ export default definePlugin({
       if (delay >= 1) await sleep(delay);
     }
 
-    async function handleRetrying(ctx: RequestContext, next: Next, methodRetryable: boolean): Promise<void> {
-      let replayable = true;
-      const body = ctx.body;
-      if (Buffer.isBuffer(body)) {
-        // Already in memory (the core reads small bodies whole): max_replay_body is still the policy.
-        replayable = body.length <= maxReplay;
-      } else if (body !== null) {
-        // Buffer only what may be sent again; otherwise stream it once.
-        replayable = methodRetryable && (await ctx.bufferBody(maxReplay)) !== undefined;
+    function warnReplayMemoryFull(): void {
+      // Once per request while it lasts (an attack, a slow backend): RepeatedWarnings keeps it to a line per window.
+      warnings.warn('replay-memory-full', '', { held: replayMemory.held, max_replay_memory: config.max_replay_memory }, replayMemoryFullMessage);
+    }
+
+    /**
+     * Replay memory for `ctx`'s streamed body: its Content-Length, or for a
+     * body of unknown length max_replay_body or what is left when that is
+     * less. Undefined when the body is to stream once: declared larger than
+     * max_replay_body, or no room left (warned).
+     */
+    function reserveReplayMemory(ctx: RequestContext): ReplayReservation | undefined {
+      const declared = declaredLength(ctx.headers['content-length']);
+      if (declared !== undefined && declared > maxReplay) return undefined;
+      const reservation = declared === undefined ? replayMemory.reserveUpTo(maxReplay) : replayMemory.reserve(declared);
+      if (reservation === undefined) warnReplayMemoryFull();
+      return reservation;
+    }
+
+    /**
+     * Reads `ctx`'s body into memory, at most the reserved bytes, and shrinks
+     * the reservation to what is held. False when the body was longer: it
+     * streams once, and the reservation is given back.
+     */
+    async function bufferWithin(ctx: RequestContext, reservation: ReplayReservation): Promise<boolean> {
+      const reserved = reservation.bytes;
+      const buffered = await ctx.bufferBody(reserved);
+      if (buffered !== undefined) {
+        replayMemory.shrink(reservation, buffered.length);
+        return true;
       }
+      // What was read before the limit is sent ahead of the rest, as the backend takes it: in flight, not kept for replay.
+      replayMemory.release(reservation);
+      // Only a body of unknown length gets less than max_replay_body: with more room it might have been kept.
+      if (reserved < maxReplay) warnReplayMemoryFull();
+      return false;
+    }
+
+    async function handleBuffered(ctx: RequestContext, next: Next): Promise<void> {
+      const reservation = reserveReplayMemory(ctx);
+      if (reservation === undefined) return tryAndRetry(ctx, next, true, false);
+      try {
+        return await tryAndRetry(ctx, next, true, await bufferWithin(ctx, reservation));
+      } finally {
+        // Every way out: an answer, a failure, a client gone, a body that never arrived whole.
+        replayMemory.release(reservation);
+      }
+    }
+
+    /** Tries, and tries again while the policy and the budget allow. */
+    async function tryAndRetry(ctx: RequestContext, next: Next, methodRetryable: boolean, replayable: boolean): Promise<void> {
       for (let attempt = 1; ; attempt++) {
         try {
           await next();
@@ -282,10 +364,20 @@ export default definePlugin({
         const methodRetryable = policy.methods.has(ctx.method);
         // Nothing this request could be retried on: stay out of the way.
         if (!methodRetryable && !policy.connectError) return next();
-        return handleRetrying(ctx, next, methodRetryable);
+        const body = ctx.body;
+        if (body === null) return tryAndRetry(ctx, next, methodRetryable, true);
+        // Already in memory (the core reads small bodies whole): max_replay_body is still the policy; no replay memory is spent.
+        if (Buffer.isBuffer(body)) return tryAndRetry(ctx, next, methodRetryable, body.length <= maxReplay);
+        // Only methods retried past connect errors need the body again: the others stream it once.
+        if (!methodRetryable) return tryAndRetry(ctx, next, false, false);
+        return handleBuffered(ctx, next);
       },
       handOver(): unknown {
-        return budget;
+        return shared;
+      },
+      close(): void {
+        // Reports what the open window counted.
+        warnings.flush();
       },
     };
   },

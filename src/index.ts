@@ -28,6 +28,7 @@ export { readCookie } from './plugin/cookie.js';
 export { fnv1a32, mix32, hashString } from './plugin/hash.js';
 export { lessLoaded } from './plugin/load.js';
 export { PerBackendState } from './plugin/per-backend-state.js';
+export { RepeatedWarnings } from './server/repeated-warnings.js';
 
 /**
  * Declares a plugin: returns `definition` unchanged, typed. The `kind`

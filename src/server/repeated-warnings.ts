@@ -8,6 +8,11 @@
  * the next `windowMs` are counted, and one line at the end of the window says
  * how many there were. A kind that stops recurring is forgotten after a quiet
  * window, and logs at once when it comes back.
+ *
+ * Part of the public API (`import { RepeatedWarnings } from 'switchyard'`):
+ * a plugin that may warn once per request does the same — one instance per
+ * plugin instance, made in `create()` with `api.logger`, and `flush()` in
+ * `close()`.
  */
 import type { Logger } from '../plugin/types.js';
 
@@ -35,7 +40,9 @@ export class RepeatedWarnings {
 
   /**
    * Logs `message` now, or counts it when one of the same kind — the same
-   * `code` and `detail` (the pool, backend, cause…) — was logged within the window.
+   * `code` and `detail` (the pool, backend, cause…; '' when there is one
+   * kind per code) — was logged within the window. The line that ends a
+   * window carries the latest `fields` plus `repeated` (the count).
    */
   warn(code: string, detail: string, fields: object, message: string): void {
     let kind = `${code}\0${detail}`;

@@ -2,12 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import http from 'node:http';
+import type { Socket } from 'node:net';
 import { Ajv } from 'ajv';
-import { LbError, type MiddlewareDefinition, type PluginApi, type RequestContext, type ResponseHead } from '../../src/index.js';
+import { LbError, type MiddlewareDefinition, type MiddlewareInstance, type PluginApi, type RequestContext, type ResponseHead } from '../../src/index.js';
 import retryPlugin, {
   backoffDelay,
   compilePolicy,
   outcomeOfError,
+  RetrySharedState,
   schema,
   shouldRetry,
   type Outcome,
@@ -43,6 +45,7 @@ test('schema: closed, described, defaults filled', () => {
     on: ['connect-error', '502', '503', '504'],
     methods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'],
     max_replay_body: '1MB',
+    max_replay_memory: '64MB',
   });
 });
 
@@ -56,6 +59,8 @@ const tables = [
   { desc: '200 is not a failure', table: { on: ['200'] }, ok: false },
   { desc: 'backoff as a number', table: { backoff: 50 }, ok: false },
   { desc: 'max_replay_body not a size', table: { max_replay_body: '1 megabyte' }, ok: false },
+  { desc: 'max_replay_memory as a size', table: { max_replay_memory: '256MB' }, ok: true },
+  { desc: 'max_replay_memory not a size', table: { max_replay_memory: 64 }, ok: false },
   { desc: 'unknown property', table: { retries: 2 }, ok: false },
   { desc: 'budget with a ratio', table: { budget: { ratio: 0.2 } }, ok: true },
   { desc: 'budget with a ratio and a floor', table: { budget: { ratio: 0.1, min_per_second: 0 } }, ok: true },
@@ -145,20 +150,35 @@ type Step = number | LbError | 'local';
 
 interface FakeContext extends RequestContext {
   buffered: number;
+  /** The `maxBytes` of each bufferBody() call. */
+  bufferLimits: number[];
+}
+
+interface ScriptOptions {
+  /** What bufferBody() does: buffer the payload (when it is within maxBytes), find the body too large, or fail as a client that went away. */
+  readonly buffer?: 'fits' | 'too-large' | 'client-gone';
+  /** The body bufferBody() finds (default 'payload', 7 bytes). */
+  readonly payload?: Buffer;
+  readonly headers?: Record<string, string>;
 }
 
 /** A context whose next() plays `steps` in order (a status from a backend, a thrown error, or a local answer). */
-function scripted(method: string, body: RequestContext['body'], steps: Step[], bufferResult: 'fits' | 'too-large' = 'fits') {
+function scripted(method: string, body: RequestContext['body'], steps: Step[], options: ScriptOptions = {}) {
+  const { buffer: bufferResult = 'fits', payload = Buffer.from('payload'), headers = {} } = options;
   const ctx = {
     method,
     body,
+    headers,
     buffered: 0,
+    bufferLimits: [],
     response: undefined as ResponseHead | undefined,
     backend: undefined,
-    async bufferBody() {
+    async bufferBody(maxBytes: number) {
       ctx.buffered++;
-      if (bufferResult === 'too-large') return undefined;
-      ctx.body = Buffer.from('payload');
+      ctx.bufferLimits.push(maxBytes);
+      if (bufferResult === 'client-gone') throw new LbError('LB_ERR_CLIENT_GONE');
+      if (bufferResult === 'too-large' || payload.length > maxBytes) return undefined;
+      ctx.body = payload;
       return ctx.body;
     },
   } as unknown as FakeContext;
@@ -222,7 +242,7 @@ for (const f of flows) {
   test(`handle: ${f.desc}`, async () => {
     const instance = await retry.create(config({ backoff: '0ms', ...f.table }), api);
     const body = f.body === 'stream' ? stream() : f.body === 'buffer' ? Buffer.from('x') : null;
-    const { ctx, next, calls } = scripted(f.method, body, f.steps, f.bufferResult);
+    const { ctx, next, calls } = scripted(f.method, body, f.steps, { buffer: f.bufferResult });
     if (f.throws !== undefined) {
       await assert.rejects(instance.handle(ctx, next), { code: f.throws });
     } else {
@@ -260,6 +280,147 @@ test('budget: spent across requests, and handed to the next instance of the same
   const alone = failing();
   await fresh.handle(alone.ctx, alone.next);
   assert.equal(alone.calls(), 1, 'an instance that inherited nothing starts with an empty window');
+});
+
+/** `api` with a logger that keeps its warnings. */
+function recordingApi(): { api: PluginApi; warnings: { fields: Record<string, unknown>; message: string }[] } {
+  const warnings: { fields: Record<string, unknown>; message: string }[] = [];
+  const warn = (fields: object | string, message?: string) => warnings.push({ fields: fields as Record<string, unknown>, message: message ?? '' });
+  return { api: { ...api, logger: { debug: noop, info: noop, warn, error: noop } } as PluginApi, warnings };
+}
+
+/** The replay memory an instance uses (what it hands over on a reload). */
+function replayMemoryOf(instance: MiddlewareInstance) {
+  const shared = instance.handOver!();
+  assert.ok(shared instanceof RetrySharedState);
+  return shared.replayMemory;
+}
+
+const MB = 1024 * 1024;
+
+const reservations: {
+  desc: string;
+  table?: Record<string, unknown>;
+  method?: string;
+  body?: 'stream' | 'buffer';
+  headers?: Record<string, string>;
+  buffer?: 'fits' | 'too-large';
+  /** Bytes other requests hold before this one comes. */
+  preHeld?: number;
+  /** What bufferBody() was asked for: the reservation. */
+  bufferLimits: number[];
+  steps: Step[];
+  calls: number;
+  warned: number;
+}[] = [
+  { desc: 'a body of unknown length (chunked) reserves max_replay_body', bufferLimits: [MB], steps: [503, 200], calls: 2, warned: 0 },
+  { desc: 'a body of unknown length, with less than max_replay_body left, reserves what is left', table: { max_replay_memory: '1KB' }, preHeld: 1000, bufferLimits: [24], steps: [503, 200], calls: 2, warned: 0 },
+  { desc: 'a body of unknown length longer than what was left streams once, warned', table: { max_replay_memory: '1KB' }, preHeld: 1000, buffer: 'too-large', bufferLimits: [24], steps: [503], calls: 1, warned: 1 },
+  { desc: 'a body of unknown length longer than max_replay_body, with room to spare, streams once as configured: no warning', buffer: 'too-large', bufferLimits: [MB], steps: [503], calls: 1, warned: 0 },
+  { desc: 'no replay memory left: not read, streamed once, a 503 is not retried, warned', table: { max_replay_memory: '1KB' }, preHeld: 1024, bufferLimits: [], steps: [503], calls: 1, warned: 1 },
+  { desc: 'no replay memory left: a connect error is still retried (nothing was sent)', table: { max_replay_memory: '1KB' }, preHeld: 1024, bufferLimits: [], steps: [connect(), 200], calls: 2, warned: 1 },
+  { desc: 'a Content-Length body reserves exactly its length', headers: { 'content-length': '70000' }, bufferLimits: [70000], steps: [503, 200], calls: 2, warned: 0 },
+  { desc: 'a Content-Length body larger than what is left: not read, streamed once, warned', table: { max_replay_memory: '100KB' }, preHeld: 40_000, headers: { 'content-length': '70000' }, bufferLimits: [], steps: [503], calls: 1, warned: 1 },
+  { desc: 'a Content-Length body over max_replay_body streams once as configured: nothing reserved, no warning', headers: { 'content-length': String(2 * MB) }, bufferLimits: [], steps: [503], calls: 1, warned: 0 },
+  { desc: 'a body the core read whole costs nothing: retried with no replay memory left', table: { max_replay_memory: '1KB' }, preHeld: 1024, body: 'buffer', bufferLimits: [], steps: [503, 200], calls: 2, warned: 0 },
+  { desc: 'POST (not in methods) streams once: nothing reserved, no warning', table: { max_replay_memory: '1KB' }, preHeld: 1024, method: 'POST', bufferLimits: [], steps: [503], calls: 1, warned: 0 },
+];
+for (const r of reservations) {
+  test(`replay memory: ${r.desc}`, async () => {
+    const { api: recording, warnings } = recordingApi();
+    const instance = await retry.create(config({ backoff: '0ms', ...r.table }), recording);
+    const memory = replayMemoryOf(instance);
+    if (r.preHeld !== undefined) assert.ok(memory.reserve(r.preHeld));
+    const body = r.body === 'buffer' ? Buffer.from('x') : stream();
+    const { ctx, next, calls } = scripted(r.method ?? 'PUT', body, r.steps, { buffer: r.buffer, headers: r.headers });
+    await instance.handle(ctx, next);
+    assert.equal(calls(), r.calls);
+    assert.deepEqual(ctx.bufferLimits, r.bufferLimits);
+    assert.equal(warnings.length, r.warned, JSON.stringify(warnings));
+    assert.equal(memory.held, r.preHeld ?? 0, 'the request gave back all it reserved');
+  });
+}
+
+const releases: { desc: string; steps: Step[]; buffer?: 'client-gone'; throws?: string; tries: number }[] = [
+  { desc: 'answered after a retry', steps: [503, 200], tries: 2 },
+  { desc: 'every try failed: the last answer stands', steps: [503, 502, 503], tries: 3 },
+  { desc: 'the client went away between tries', steps: [503, new LbError('LB_ERR_CLIENT_GONE')], throws: 'LB_ERR_CLIENT_GONE', tries: 2 },
+  { desc: 'a failure that is not retried', steps: [invalid()], throws: 'LB_ERR_UPSTREAM_PROTOCOL', tries: 1 },
+  { desc: 'the body never arrived whole (bufferBody rejected)', steps: [], buffer: 'client-gone', throws: 'LB_ERR_CLIENT_GONE', tries: 0 },
+];
+for (const r of releases) {
+  test(`replay memory: held at the body's size during every try, released when ${r.desc}`, async () => {
+    const instance = await retry.create(config({ backoff: '0ms', max_replay_memory: '1KB' }), api);
+    const memory = replayMemoryOf(instance);
+    const { ctx, next } = scripted('PUT', stream(), r.steps, { buffer: r.buffer });
+    const heldDuringTries: number[] = [];
+    const observed = () => {
+      heldDuringTries.push(memory.held);
+      return next();
+    };
+    if (r.throws === undefined) await instance.handle(ctx, observed);
+    else await assert.rejects(instance.handle(ctx, observed), { code: r.throws });
+    assert.deepEqual(heldDuringTries, Array(r.tries).fill('payload'.length), 'shrunk from 1 KB to the 7 bytes held');
+    assert.equal(memory.held, 0);
+  });
+}
+
+test('replay memory: the warning that it is full is logged once, then counted (reported when the window ends, or at close)', async () => {
+  const { api: recording, warnings } = recordingApi();
+  const instance = await retry.create(config({ backoff: '0ms', max_replay_memory: '1KB', max_replay_body: '512KB' }), recording);
+  assert.ok(replayMemoryOf(instance).reserve(1024));
+  for (let i = 0; i < 5; i++) {
+    const { ctx, next } = scripted('PUT', stream(), [503]);
+    await instance.handle(ctx, next);
+  }
+  assert.equal(warnings.length, 1, 'one line for five bodies streamed once');
+  assert.match(warnings[0]!.message, /^replay memory is full: .*raise max_replay_memory \(now 1KB\).*lower max_replay_body \(now 512KB\)/);
+  assert.deepEqual(warnings[0]!.fields, { held: 1024, max_replay_memory: '1KB' });
+  await instance.close?.();
+  assert.equal(warnings.length, 2);
+  assert.equal(warnings[1]!.fields.repeated, 4);
+  assert.match(warnings[1]!.message, /\(4 more like it in the last \d+(\.\d)?s\)$/);
+});
+
+test('replay memory: handed to the next instance of the same table (a reload), so a body in flight on the old one still counts', async () => {
+  const table = config({ backoff: '0ms', max_replay_memory: '1KB' });
+  const first = await retry.create(table, api);
+  // A request on the old instance holds 1000 of the 1024 bytes while its first try is out.
+  let releaseTry!: () => void;
+  const tryReleased = new Promise<void>((resolve) => (releaseTry = resolve));
+  let tryStarted!: () => void;
+  const started = new Promise<void>((resolve) => (tryStarted = resolve));
+  const old = scripted('PUT', stream(), [503, 200], { payload: Buffer.alloc(1000) });
+  let firstTry = true;
+  const inFlight = first.handle(old.ctx, async () => {
+    if (firstTry) {
+      firstTry = false;
+      tryStarted();
+      await tryReleased;
+    }
+    return old.next();
+  });
+  await started;
+
+  const second = await retry.create(table, { ...api, inherited: first.handOver!() } as PluginApi);
+  assert.equal(replayMemoryOf(second), replayMemoryOf(first), 'one replay memory for both');
+  const refused = scripted('PUT', stream(), [503], { payload: Buffer.alloc(1000) });
+  await second.handle(refused.ctx, refused.next);
+  assert.deepEqual(refused.ctx.bufferLimits, [24], 'the new instance had only what the old one left');
+  assert.equal(refused.calls(), 1, 'streamed once: its 503 is the answer');
+
+  const fresh = await retry.create(table, api);
+  const alone = scripted('PUT', stream(), [503, 200], { payload: Buffer.alloc(1000) });
+  await fresh.handle(alone.ctx, alone.next);
+  assert.deepEqual(alone.ctx.bufferLimits, [1024], 'an instance that inherited nothing has a replay memory of its own');
+
+  releaseTry();
+  await inFlight;
+  assert.equal(old.calls(), 2, 'the old request was retried');
+  const after = scripted('PUT', stream(), [503, 200], { payload: Buffer.alloc(1000) });
+  await second.handle(after.ctx, after.next);
+  assert.deepEqual(after.ctx.bufferLimits, [1024], 'given back when the old request ended');
+  assert.equal(after.calls(), 2);
 });
 
 test('handle: a plugin bug (not an LbError) is not retried', async () => {
@@ -512,3 +673,158 @@ backoff = "300ms"
     await healthy.close();
   }
 });
+
+/**
+ * A backend that answers the first try of each path 503 — for `heldPath`
+ * only once the test calls `release()` — and later tries 200, keeping every
+ * body it received, by path.
+ */
+async function startFirstTryFailsBackend(heldPath: string) {
+  const bodies = new Map<string, Buffer[]>();
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let heldArrived!: () => void;
+  const arrived = new Promise<void>((resolve) => (heldArrived = resolve));
+  const backend = await startBackend('first-try-fails', (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      const path = req.url!;
+      const seen = bodies.get(path) ?? [];
+      bodies.set(path, seen);
+      seen.push(Buffer.concat(chunks));
+      if (seen.length > 1) {
+        res.end('ok');
+        return;
+      }
+      if (path === heldPath) {
+        heldArrived();
+        await released;
+      }
+      res.statusCode = 503;
+      res.end('busy');
+    });
+  });
+  return { backend, bodies, heldArrived: arrived, release };
+}
+
+/** A PUT of `body`: chunked (no length known up front), or with a Content-Length too large for the core to read it whole. */
+function put(url: string, body: Buffer, framing: 'chunked' | 'content-length') {
+  return request(url, { method: 'PUT', body, headers: framing === 'chunked' ? { 'transfer-encoding': 'chunked' } : { 'content-length': body.length } });
+}
+
+const streamedBodies: { desc: string; memory: string; size: number; framing: 'chunked' | 'content-length' }[] = [
+  { desc: 'chunked bodies of 800 bytes, max_replay_memory 1KB', memory: '1KB', size: 800, framing: 'chunked' },
+  // Over 64 KB: the core streams it (whole-body.ts reads only smaller ones whole).
+  { desc: 'Content-Length bodies of 70 KB, max_replay_memory 100KB', memory: '100KB', size: 70 * 1024, framing: 'content-length' },
+];
+
+for (const row of streamedBodies) {
+  for (const reload of [false, true]) {
+    const title = reload
+      ? `e2e: ${row.desc} — a reload that keeps the retry table keeps the replay memory: a body held by the old generation still leaves no room in the new one`
+      : `e2e: ${row.desc} — while one body is held for replay, another finds no room: it streams once, its 503 is not retried, a warning says so; once the first is done, room is back`;
+    test(title, async () => {
+      const { backend, bodies, heldArrived, release } = await startFirstTryFailsBackend('/a');
+      const payload = (tag: string) => Buffer.alloc(row.size, tag);
+      const toml = retryToml([backend.url], `max_replay_memory = "${row.memory}"`);
+      let lb: RunningSwitchyard | undefined;
+      try {
+        lb = await startSwitchyard({ toml, captureLogs: true });
+        const a = put(`${lb.url}/a`, payload('a'), row.framing);
+        // A's body is buffered (its reservation held) and its first try waits at the backend.
+        await within(heldArrived, 5000, "A's first try never reached the backend");
+        const firstGeneration = lb.lb.generation.id;
+        if (reload) {
+          await lb.reload(toml.replace('passive_failures = 0', 'passive_failures = 0\nconnect_timeout = "3s"'));
+          assert.notEqual(lb.lb.generation.id, firstGeneration, 'B is served by the new generation');
+        }
+
+        const b = await put(`${lb.url}/b`, payload('b'), row.framing);
+        assert.equal(b.status, 503, "B's first answer stands");
+        assert.equal(bodies.get('/b')?.length, 1, 'B was tried once');
+        assert.ok(bodies.get('/b')![0]!.equals(payload('b')), 'B streamed through whole');
+        const warnings = lb.logs.filter((l) => l.level === 40 && l.msg.startsWith('replay memory is full'));
+        assert.equal(warnings.length, 1, JSON.stringify(warnings));
+        assert.equal(warnings[0]!.plugin, 'retry');
+        assert.equal(warnings[0]!.max_replay_memory, row.memory);
+
+        release();
+        const answerA = await a;
+        assert.equal(answerA.status, 200, 'A was retried');
+        const seenA = bodies.get('/a')!;
+        assert.equal(seenA.length, 2);
+        assert.ok(seenA[0]!.equals(payload('a')) && seenA[1]!.equals(payload('a')), 'A was sent twice, byte for byte');
+
+        const c = await put(`${lb.url}/c`, payload('c'), row.framing);
+        assert.equal(c.status, 200, "C found room again (A's reservation was given back) and was retried");
+        const seenC = bodies.get('/c')!;
+        assert.ok(seenC.length === 2 && seenC[1]!.equals(payload('c')));
+      } finally {
+        release();
+        await lb?.close();
+        await backend.close();
+      }
+    });
+  }
+}
+
+const departures: { desc: string; leave: (socket: Socket) => void; bodyTimeout: string; code: string }[] = [
+  { desc: 'resets the connection: given back at once', leave: (socket) => socket.resetAndDestroy(), bodyTimeout: '30s', code: 'LB_ERR_CLIENT_GONE' },
+  // Node answers the truncated body with a parse error and forgets the request: the body just stops, and body_timeout ends the wait.
+  { desc: 'closes its side of the connection: given back when body_timeout ends the wait', leave: (socket) => socket.end(), bodyTimeout: '200ms', code: 'LB_ERR_REQUEST_TIMEOUT' },
+];
+for (const d of departures) {
+  test(`e2e: a client that stops halfway through a body being buffered for replay, and ${d.desc}`, async () => {
+    const { backend, bodies, release } = await startFirstTryFailsBackend('none');
+    // An outer layer that says when the retry plugin has the request, and how its handling of it ended.
+    const hooks = globalThis as { __replayStarted?: () => void; __replayDone?: (code: unknown) => void };
+    const started = new Promise<void>((resolve) => (hooks.__replayStarted = resolve));
+    const finished = new Promise<unknown>((resolve) => (hooks.__replayDone = resolve));
+    const observer = `export default { kind: 'middleware', create() { return { async handle(ctx, next) {
+      if (ctx.path !== '/gone') return next();
+      globalThis.__replayStarted();
+      try { await next(); globalThis.__replayDone(undefined); } catch (err) { globalThis.__replayDone(err.code); throw err; }
+    } }; } };`;
+    let lb: RunningSwitchyard | undefined;
+    let client: http.ClientRequest | undefined;
+    try {
+      lb = await startSwitchyard({
+        files: { 'observer.mjs': observer },
+        toml: `
+[server]
+listen = "127.0.0.1:0"
+body_timeout = "${d.bodyTimeout}"
+[pools.web]
+passive_failures = 0
+backends = [{ url = "${backend.url}" }]
+[[pipeline]]
+plugin = "./observer.mjs"
+[[pipeline]]
+plugin = "retry"
+backoff = "10ms"
+max_replay_memory = "1KB"
+`,
+      });
+      client = http.request(`${lb.url}/gone`, { method: 'PUT', headers: { 'transfer-encoding': 'chunked' } });
+      client.on('error', () => {});
+      client.write(Buffer.alloc(500, 'g'));
+      // Its body is being read into the 1 KB it reserved.
+      await within(started, 5000, 'the request never reached the pipeline');
+      d.leave(client.socket!);
+      assert.equal(await within(finished, 5000, 'the retry plugin never finished with the request'), d.code);
+      assert.equal(bodies.get('/gone'), undefined, 'nothing reached the backend');
+
+      const c = await put(`${lb.url}/c`, Buffer.alloc(800, 'c'), 'chunked');
+      assert.equal(c.status, 200, 'the whole 1 KB was free again: C was buffered and retried');
+      assert.equal(bodies.get('/c')?.length, 2);
+    } finally {
+      client?.destroy();
+      delete hooks.__replayStarted;
+      delete hooks.__replayDone;
+      release();
+      await lb?.close();
+      await backend.close();
+    }
+  });
+}
