@@ -36,6 +36,8 @@ export class RequestBody extends Readable {
   readonly #idleMs: number;
   #timer: NodeJS.Timeout | undefined;
   #attached = false;
+  /** Set by fail() before anything reads this body: the first read fails with it. */
+  #failure: LbError | undefined;
 
   constructor(req: IncomingMessage, limit: number, idleMs: number) {
     super({ highWaterMark: 64 * 1024 });
@@ -56,8 +58,28 @@ export class RequestBody extends Readable {
     return (req as Source)[kHasBody] === true;
   }
 
+  /**
+   * The client's stream broke inside the body (a malformed chunk, a close
+   * mid-body) and Node answered or dropped the request itself: no 'end',
+   * 'error' or 'close' will come, so whoever reads `req`'s body is failed
+   * with `err` now — or at its first read: an 'error' nobody listens for
+   * would end the process.
+   */
+  static fail(req: IncomingMessage, err: LbError): void {
+    const body = (req as Source)[kBody];
+    if (body === undefined || body.destroyed) return;
+    if (body.listenerCount('error') > 0) body.destroy(err);
+    // Read before, its reader gone since (the upstream request was cancelled): only let go of `req`.
+    else if (body.#attached) body.destroy();
+    else body.#failure = err;
+  }
+
   override _read(): void {
     const req = this.#req;
+    if (this.#failure !== undefined) {
+      this.destroy(this.#failure);
+      return;
+    }
     if (!this.#attached) {
       this.#attached = true;
       req.on('data', RequestBody.#onData);

@@ -34,7 +34,7 @@ import {
 import { answerParserError, asLbError, writeError } from './error-response.js';
 import type { Generation, RouteTarget } from './generation.js';
 import { RequestBody } from './request-body.js';
-import { isWholeBody, readWholeBody } from './whole-body.js';
+import { failWholeBody, isWholeBody, readWholeBody } from './whole-body.js';
 import { checkRequest, isValidHostHeader } from './request-guard.js';
 import { passTurn, takeTurn, waitTurn } from './connection-turn.js';
 import { readListenerCertificate } from './listener-settings.js';
@@ -467,6 +467,15 @@ export class TrafficServer {
     if (res != null && hasUnreadBody(res.req) && !res.headersSent && !res.destroyed) {
       res[kContext]?.discardUpstream();
       writeError(res.req, res, MALFORMED_BODY);
+      // The parser refused the body (a bad chunk, or the client's FIN inside
+      // it): Node forgets the request once that answer is out, and no event
+      // will end its body, so whatever reads it would wait for body_timeout,
+      // holding what it read (a retry's replay memory too). A socket error
+      // (a reset) ends the body by itself, as the client going away.
+      if (err.code?.startsWith('HPE_') === true) {
+        failWholeBody(res.req, MALFORMED_BODY);
+        RequestBody.fail(res.req, MALFORMED_BODY);
+      }
       return;
     }
     answerParserError(err, socket);

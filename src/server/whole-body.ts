@@ -41,6 +41,15 @@ export function readWholeBody(req: IncomingMessage, idleMs: number): Promise<Buf
   });
 }
 
+/**
+ * Fails the read of `req`'s body under way, if any, with `err`: the client's
+ * stream broke inside the body and Node answered or dropped the request
+ * itself, so no 'end', 'error' or 'close' will come (traffic-server.ts).
+ */
+export function failWholeBody(req: IncomingMessage, err: LbError): void {
+  (req as Source)[kReader]?.finish(err);
+}
+
 class WholeBodyReader {
   first: Buffer | undefined;
   rest: Buffer[] | undefined;
