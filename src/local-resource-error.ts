@@ -48,11 +48,6 @@ export function localResourceCode(err: unknown): LocalResourceCode | undefined {
   return undefined;
 }
 
-/** Whether `err` says this process ran short of a resource of its own (EMFILE, ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL). */
-export function isLocalResourceError(err: unknown): boolean {
-  return localResourceCode(err) !== undefined;
-}
-
 /** What ran short and what to do about it, for a log line: `this process is out of file descriptors (EMFILE); raise …`. */
 export function describeShortage(code: LocalResourceCode): string {
   return SHORTAGES[code];
