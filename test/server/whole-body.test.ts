@@ -28,13 +28,18 @@ async function withServer(run: (port: number, next: () => Promise<IncomingMessag
   }
 }
 
+/** A PUT whose head and first 5 of its 10 body bytes are sent: the socket, and the request as the server got it. */
+async function halfSentPut(port: number, next: () => Promise<IncomingMessage>): Promise<{ socket: net.Socket; req: IncomingMessage }> {
+  const arrived = next();
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  socket.write('PUT / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhello');
+  return { socket, req: await arrived };
+}
+
 test('a body that arrives whole is one Buffer', async () => {
   await withServer(async (port, next) => {
-    const arrived = next();
-    const socket = net.connect(port, '127.0.0.1');
-    socket.on('error', () => {});
-    socket.write('PUT / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhello');
-    const req = await arrived;
+    const { socket, req } = await halfSentPut(port, next);
     const body = readWholeBody(req, 30_000);
     socket.write('world');
     assert.equal((await within(body, 5000, 'the body was not read')).toString(), 'helloworld');
@@ -44,11 +49,7 @@ test('a body that arrives whole is one Buffer', async () => {
 
 test('failWholeBody ends a read that is waiting for the rest of a body, with the error given', async () => {
   await withServer(async (port, next) => {
-    const arrived = next();
-    const socket = net.connect(port, '127.0.0.1');
-    socket.on('error', () => {});
-    socket.write('PUT / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhello');
-    const req = await arrived;
+    const { socket, req } = await halfSentPut(port, next);
     // body_timeout 30 s: only failWholeBody can end it within the test's bound.
     const body = readWholeBody(req, 30_000);
     const refused = new LbError('LB_ERR_BAD_REQUEST');
