@@ -2,8 +2,9 @@
  * Warnings about single requests (a backend that cannot be reached, a pool
  * with no healthy backend, a plugin that threw), logged without flooding.
  * During an outage every request fails the same way: one line per request
- * is megabytes a second of the same line, written synchronously to stdout —
- * CPU taken from the traffic, and a stalled log reader stalls the proxy. So
+ * is megabytes a second of the same line, serialized and written by the
+ * process serving the traffic — CPU taken from it — and piled up in memory
+ * while a log reader falls behind (pino writes asynchronously). So
  * the first warning of a kind is logged at once; the others like it within
  * the next `windowMs` are counted, and one line at the end of the window says
  * how many there were. A kind that stops recurring is forgotten after a quiet
