@@ -5,7 +5,7 @@
  * next. A reload changes the limit for new connections and cuts none, and
  * a listener moved to a new address keeps it.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { startSwitchyard, type LogRecord } from '../../src/testing.js';
 import { freePort, startBackend } from '../helpers/backends.js';
@@ -36,15 +36,21 @@ function limitWarnings(logs: readonly LogRecord[]): LogRecord[] {
   return logs.filter((line) => line.level === 40 && line.maxConnections !== undefined);
 }
 
-test('max_connections = 5: five are served, the sixth is closed unanswered and warned about once, a freed slot admits the next', async (t) => {
+/** Switchyard with `max_connections` in front of one backend; the connections held, Switchyard and the backend are closed when the test ends. */
+async function startLimited(t: TestContext, maxConnections: number) {
   const backend = await startBackend('b1');
   const held: HeldConnection[] = [];
-  const sy = await startSwitchyard({ toml: toml(backend.url, 5), captureLogs: true });
+  const sy = await startSwitchyard({ toml: toml(backend.url, maxConnections), captureLogs: true });
   t.after(async () => {
     await releaseAll(held);
     await sy.close();
     await backend.close();
   });
+  return { backend, held, sy };
+}
+
+test('max_connections = 5: five are served, the sixth is closed unanswered and warned about once, a freed slot admits the next', async (t) => {
+  const { backend, held, sy } = await startLimited(t, 5);
   assert.ok(
     sy.logs.some((line) => line.level === 30 && line.msg === 'accepting at most 5 client connections (server.max_connections)'),
     'the limit is logged at start',
@@ -82,14 +88,7 @@ test('max_connections = 5: five are served, the sixth is closed unanswered and w
 });
 
 test('a reload raises the limit for new connections, and lowering it cuts no open connection', async (t) => {
-  const backend = await startBackend('b1');
-  const held: HeldConnection[] = [];
-  const sy = await startSwitchyard({ toml: toml(backend.url, 2), captureLogs: true });
-  t.after(async () => {
-    await releaseAll(held);
-    await sy.close();
-    await backend.close();
-  });
+  const { backend, held, sy } = await startLimited(t, 2);
   assert.deepEqual(statuses(await holdEach(sy.port, 3, held)), [200, 200, 'closed unanswered']);
 
   await sy.reload(toml(backend.url, 4));
@@ -105,14 +104,7 @@ test('a reload raises the limit for new connections, and lowering it cuts no ope
 });
 
 test('a listener moved to a new address by a reload keeps the limit', async (t) => {
-  const backend = await startBackend('b1');
-  const held: HeldConnection[] = [];
-  const sy = await startSwitchyard({ toml: toml(backend.url, 2) });
-  t.after(async () => {
-    await releaseAll(held);
-    await sy.close();
-    await backend.close();
-  });
+  const { backend, held, sy } = await startLimited(t, 2);
   const port = await freePort();
   await sy.reload(toml(backend.url, 2, `127.0.0.1:${port}`));
   assert.equal(sy.lb.address.port, port);
