@@ -1,5 +1,6 @@
 /**
- * Opens a backend's connections for its undici Pool, with a connect timeout
+ * Opens a backend's connections (for its BackendClient, and the undici Pool
+ * that carries its Upgrade requests), with a connect timeout
  * that fires when it says, and TLS to an https backend in the backend's own
  * name.
  *
@@ -25,7 +26,7 @@ import type { buildConnector as BuildConnector } from 'undici';
 import { watchBackendSocket } from '../proxy/backend-socket.js';
 import { buildConnector, ConnectTimeoutError } from '../proxy/undici-parts.js';
 
-/** undici's connector for a Pool, failing a connection not accepted (TLS: not set up) within `timeoutMs`. */
+/** undici's connector, failing a connection not accepted (TLS: not set up) within `timeoutMs`. */
 export function createBackendConnector(timeoutMs: number): BuildConnector.connector {
   // timeout 0 turns undici's own connect timer off; everything else is undici's default.
   const connect = buildConnector({ timeout: 0 });

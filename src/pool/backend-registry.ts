@@ -5,7 +5,7 @@
  * in-flight requests finish, then closes its connections.
  */
 import { EventEmitter } from 'node:events';
-import { Backend, type BackendState, type DispatcherOptions, type StateChange } from './backend.js';
+import { Backend, type BackendState, type ClientOptions, type StateChange } from './backend.js';
 
 interface Entry {
   backend: Backend;
@@ -35,20 +35,20 @@ export class BackendRegistry extends EventEmitter<BackendRegistryEvents> {
     return [...this.#entries.values()].map((e) => e.backend);
   }
 
-  /** Take a reference to the backend at `url`, creating it (or a new dispatcher, when its options changed). */
-  acquire(url: string, options: DispatcherOptions): Backend {
+  /** Take a reference to the backend at `url`, creating it (or a new client, when its options changed). */
+  acquire(url: string, options: ClientOptions): Backend {
     let entry = this.#entries.get(url);
     if (!entry) {
       entry = { backend: new Backend(url, options), refs: 0 };
       this.#entries.set(url, entry);
     } else if (
-      entry.backend.dispatcherOptions.connectTimeout !== options.connectTimeout ||
-      entry.backend.dispatcherOptions.maxConnections !== options.maxConnections
+      entry.backend.clientOptions.connectTimeout !== options.connectTimeout ||
+      entry.backend.clientOptions.maxConnections !== options.maxConnections
     ) {
-      // Requests already dispatched finish on the old pool; close() waits for them.
-      const old = entry.backend.dispatcher;
-      entry.backend.dispatcher = Backend.createDispatcher(url, options);
-      entry.backend.dispatcherOptions = options;
+      // Requests already sent finish on the old client; close() waits for them.
+      const old = entry.backend.client;
+      entry.backend.client = Backend.createClient(url, options);
+      entry.backend.clientOptions = options;
       void old.close().catch(() => {});
     }
     entry.refs++;
@@ -61,7 +61,7 @@ export class BackendRegistry extends EventEmitter<BackendRegistryEvents> {
     if (!entry || entry.backend !== backend) return;
     if (--entry.refs > 0) return;
     this.#entries.delete(backend.url);
-    void backend.dispatcher.close().catch(() => {});
+    void backend.client.close().catch(() => {});
     this.emit('released', backend);
   }
 
@@ -78,7 +78,7 @@ export class BackendRegistry extends EventEmitter<BackendRegistryEvents> {
 
   async closeAll(): Promise<void> {
     const closing: Promise<void>[] = [];
-    for (const { backend } of this.#entries.values()) closing.push(backend.dispatcher.close().catch(() => {}));
+    for (const { backend } of this.#entries.values()) closing.push(backend.client.close().catch(() => {}));
     this.#entries.clear();
     await Promise.all(closing);
   }
@@ -86,7 +86,7 @@ export class BackendRegistry extends EventEmitter<BackendRegistryEvents> {
   /** Cut every connection now (shutdown past its grace period). */
   async destroyAll(): Promise<void> {
     const closing: Promise<void>[] = [];
-    for (const { backend } of this.#entries.values()) closing.push(backend.dispatcher.destroy().catch(() => {}));
+    for (const { backend } of this.#entries.values()) closing.push(backend.client.destroy().catch(() => {}));
     this.#entries.clear();
     await Promise.all(closing);
   }

@@ -3,14 +3,14 @@
  * pooled connections. Keyed by URL in the BackendRegistry, so it outlives
  * configuration generations (a reload that keeps the URL keeps all of this).
  */
-import { Pool } from '../proxy/undici-parts.js';
+import { BackendClient } from '../client/backend-client.js';
 import { createBackendConnector } from './backend-connector.js';
 import type { HealthTarget } from '../plugin/types.js';
 
 export type BackendState = 'up' | 'down' | 'unknown';
 
-/** Connection settings that need a new undici Pool when they change. */
-export interface DispatcherOptions {
+/** Connection settings that need a new BackendClient when they change. */
+export interface ClientOptions {
   readonly connectTimeout: number;
   readonly maxConnections: number;
 }
@@ -53,10 +53,11 @@ export class Backend {
   lastProbeMs: number | undefined;
   /** Consecutive connect failures, resets or invalid responses on real traffic. */
   passiveFailures = 0;
-  dispatcher: Pool;
-  dispatcherOptions: DispatcherOptions;
+  /** The backend's connections (a reload that changes their settings replaces it). */
+  client: BackendClient;
+  clientOptions: ClientOptions;
 
-  constructor(url: string, options: DispatcherOptions) {
+  constructor(url: string, options: ClientOptions) {
     this.url = url;
     const parsed = new URL(url);
     this.target = {
@@ -65,8 +66,8 @@ export class Backend {
       hostname: parsed.hostname.replace(/^\[|\]$/g, ''),
       port: Number(parsed.port) || (parsed.protocol === 'https:' ? 443 : 80),
     };
-    this.dispatcherOptions = options;
-    this.dispatcher = Backend.createDispatcher(url, options);
+    this.clientOptions = options;
+    this.client = Backend.createClient(url, options);
   }
 
   /** Counts one finished exchange that took `ms` from dispatch to its end. */
@@ -82,21 +83,16 @@ export class Backend {
     return this.state !== 'down';
   }
 
-  static createDispatcher(url: string, options: DispatcherOptions): Pool {
-    return new Pool(url, {
+  static createClient(url: string, options: ClientOptions): BackendClient {
+    return new BackendClient(url, {
       connections: options.maxConnections,
       connect: createBackendConnector(options.connectTimeout),
       // A backend closing an idle keep-alive socket races with our next
       // request on it; ending idle sockets before Node's default 5 s server
       // keep-alive narrows that window. Backends that announce
-      // `Keep-Alive: timeout=N` are honoured by undici below this cap.
+      // `Keep-Alive: timeout=N` are honoured (N − 1 s) below the cap.
       keepAliveTimeout: 4_000,
       keepAliveMaxTimeout: 60_000,
-      keepAliveTimeoutThreshold: 1_000,
-      // Per-request timeouts are passed on each dispatch; these are fallbacks.
-      headersTimeout: 30_000,
-      bodyTimeout: 30_000,
-      pipelining: 1,
     });
   }
 }

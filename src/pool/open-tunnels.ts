@@ -1,7 +1,7 @@
 /**
  * The Upgrade (WebSocket) tunnels open to each backend. A tunnel has left
- * the backend's undici Pool — undici hands its socket over — so neither the
- * Pool nor a generation knows of it: it is counted here, as an active
+ * the undici Pool that carried its handshake — undici hands its socket
+ * over — so neither the backend's client nor a generation knows of it: it is counted here, as an active
  * connection of its backend (`Backend.active`), and closed here when a
  * reload removes its backend (see closeTunnelsAfter).
  */

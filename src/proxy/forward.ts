@@ -1,8 +1,8 @@
 /**
  * The innermost pipeline step: choose a backend, send the request over its
- * undici Pool, resolve once the response head is in. Called again by a retry.
+ * client, resolve once the response head is in. Called again by a retry.
  */
-import type { Dispatcher } from 'undici';
+import type { BackendRequestOptions } from '../client/exchange-handler.js';
 import { LbError } from '../errors.js';
 import type { ProxyContext } from '../pipeline/context.js';
 import { hasQueueRoom } from '../pool/connection-limit.js';
@@ -15,7 +15,7 @@ const CLIENT_GONE = new LbError('LB_ERR_CLIENT_GONE');
 
 export type Forwarder = (ctx: ProxyContext) => Promise<void>;
 
-/** Read by undici's Request (lib/core/request.js), missing from its DispatchOptions type. */
+/** For an Upgrade request, read by undici's Request (lib/core/request.js). */
 interface ServerNameOption {
   readonly servername: string;
 }
@@ -56,10 +56,10 @@ function startAttempt(ctx: ProxyContext, onFailure: FailureListener): Promise<vo
   const config = pool.config;
   if (!hasQueueRoom(member.backend, config.maxConnections, config.maxQueue)) throw QUEUE_FULL;
   const timeout = config.responseTimeout;
-  const options: Dispatcher.DispatchOptions & ServerNameOption = {
+  const options: BackendRequestOptions & ServerNameOption = {
     path: ctx.path,
-    method: ctx.method as Dispatcher.HttpMethod,
-    headers: ctx.headers as Record<string, string | string[]>,
+    method: ctx.method,
+    headers: ctx.headers,
     body: ctx.body,
     headersTimeout: timeout,
     bodyTimeout: timeout,

@@ -4,8 +4,6 @@
  * Connection header nominates. `expect` is also ours: Node answers
  * `100-continue` to the client itself, and undici refuses to send it.
  */
-import { latin1 } from './latin1.js';
-import { headerNameToString } from './undici-parts.js';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -42,47 +40,38 @@ export function stripRequestHopByHop(headers: Record<string, string | string[] |
 const HOP_LENGTH = new Uint8Array(32);
 for (const name of HOP_BY_HOP) HOP_LENGTH[name.length] = 1;
 
-/** Whether raw bytes spell `lower` (lower-case ASCII) in any case. */
-function bytesEqualFolded(value: Buffer, lower: string): boolean {
-  if (value.length !== lower.length) return false;
-  for (let i = 0; i < lower.length; i++) {
-    let c = value[i]!;
-    if (c >= 65 && c <= 90) c += 32;
-    if (c !== lower.charCodeAt(i)) return false;
-  }
-  return true;
-}
-
 /**
  * A Connection value that nominates nothing but itself: "keep-alive" or
- * "close" (hop-by-hop already), any case. Compared on the bytes: nearly
- * every response has one, and decoding and lower-casing it cost more.
+ * "close" (hop-by-hop already), any case. Nearly every response has one.
  */
-function nominatesNothing(value: Buffer): boolean {
-  return bytesEqualFolded(value, 'keep-alive') || bytesEqualFolded(value, 'close');
+function nominatesNothing(value: string): boolean {
+  const length = value.length;
+  if (length !== 10 && length !== 5) return false;
+  const lower = value.toLowerCase();
+  return lower === 'keep-alive' || lower === 'close';
 }
 
 /**
- * Raw response headers from undici (Buffer pairs) → the header object written
- * to the client and shown to plugins: lower-case names (undici's lookup tree
- * interns the common ones without lower-casing), repeated names as arrays,
+ * Raw response headers (name and value alternating, as the backend sent
+ * them) → the header object written to the client and shown to plugins:
+ * lower-case names, repeated names as arrays,
  * hop-by-hop headers and those the Connection header nominates removed. One
  * pass; this runs for every response.
  */
-export function responseHeaders(raw: readonly Buffer[]): Record<string, string | string[]> {
+export function responseHeaders(raw: readonly string[]): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   let nominated: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = headerNameToString(raw[i]!);
+    const name = raw[i]!.toLowerCase();
     const length = name.length;
     if (length < 32 && HOP_LENGTH[length] === 1 && HOP_BY_HOP.has(name)) {
       if (name === 'connection' && !nominatesNothing(raw[i + 1]!)) {
-        const value = latin1(raw[i + 1]!);
+        const value = raw[i + 1]!;
         nominated = nominated === undefined ? value : `${nominated},${value}`;
       }
       continue;
     }
-    const value = latin1(raw[i + 1]!);
+    const value = raw[i + 1]!;
     const prev = out[name];
     if (prev === undefined) out[name] = value;
     // Found on the prototype ("constructor", "__proto__"): an own property, never a prototype write.

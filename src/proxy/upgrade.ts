@@ -20,7 +20,7 @@ import { BackendResponse } from '../pipeline/context.js';
 import type { Backend } from '../pool/backend.js';
 import { tunnelClosed, tunnelOpened, type OpenTunnel } from '../pool/open-tunnels.js';
 import { responseHeaders } from './hop-by-hop.js';
-import { UpstreamExchange } from './upstream-exchange.js';
+import { latin1Pairs, UpstreamExchange } from './upstream-exchange.js';
 
 function ignoreError(): void {}
 
@@ -43,11 +43,11 @@ export function tunnelledProtocols(upgrade: string): string | undefined {
   return kept.length === 0 ? undefined : kept.join(', ');
 }
 
-/** The first value of `name` (lower-case) in undici's raw header pairs. */
-function rawHeaderValue(raw: readonly Buffer[], name: string): string | undefined {
+/** The first value of `name` (lower-case) in raw header pairs. */
+function rawHeaderValue(raw: readonly string[], name: string): string | undefined {
   for (let i = 0; i < raw.length; i += 2) {
     const key = raw[i]!;
-    if (key.length === name.length && key.toString('latin1').toLowerCase() === name) return raw[i + 1]!.toString('latin1');
+    if (key.length === name.length && key.toLowerCase() === name) return raw[i + 1]!;
   }
   return undefined;
 }
@@ -60,8 +60,9 @@ export class UpgradeExchange extends UpstreamExchange {
     // undici removed its own listeners: until a Tunnel owns it, an error must not go unhandled.
     socket.on('error', ignoreError);
     this.#socket = socket;
-    const headers = responseHeaders(rawHeaders);
-    const protocol = rawHeaderValue(rawHeaders, 'upgrade');
+    const raw = latin1Pairs(rawHeaders);
+    const headers = responseHeaders(raw);
+    const protocol = rawHeaderValue(raw, 'upgrade');
     headers.connection = 'Upgrade';
     if (protocol !== undefined) headers.upgrade = protocol;
     this.settleWith(new BackendResponse(statusCode, headers, this));

@@ -1,7 +1,9 @@
 /**
  * The one place that decides what an upstream failure means to a client.
- * undici errors carry stable codes; connection failures arrive as plain
- * Node errors (ECONNREFUSED is not an undici error).
+ * The backend client's errors carry undici's stable codes (so do undici's
+ * own, for Upgrade requests: src/client/client-errors.ts); connection
+ * failures arrive as plain Node errors (ECONNREFUSED), and refused
+ * responses as llhttp's (HPE_…).
  */
 import { LbError, type ErrorCode } from '../errors.js';
 import { describeShortage, localResourceCode } from '../local-resource-error.js';

@@ -1,7 +1,7 @@
 /**
- * One attempt of a request at one backend, driven by undici's dispatch
- * handler interface (the lowest-overhead API undici has: no stream objects,
- * no header parsing we do not need).
+ * One attempt of a request at one backend, driven by the backend client's
+ * handler interface (src/client/exchange-handler.ts: no stream objects, no
+ * header work we do not need), or undici's for an Upgrade request.
  *
  * The response head becomes ctx.response and settles `head`, so the pipeline
  * can unwind and plugins can see (and change) it before anything is written. Body chunks that arrive
@@ -10,8 +10,8 @@
  * slow, the backend socket is paused, so no response is ever buffered whole.
  *
  * A client that stops reading would hold the response — and its backend
- * connection — for good: undici does not time out a body it was asked to
- * pause, and nothing else watches a response being written. So a client
+ * connection — for good: the backend client does not time out a body it
+ * was asked to pause, and nothing else watches a response being written. So a client
  * that fell behind (a write had to be buffered) and has not caught up
  * within `send_timeout` (the `stallMs` of attach()) gets its connection
  * cut, as by HAProxy's `timeout client` or nginx's `send_timeout`. A slow
@@ -21,7 +21,8 @@
  * `send_timeout` is cut as well — as it would be by nginx.
  */
 import type { ServerResponse } from 'node:http';
-import type { Dispatcher } from 'undici';
+import type { BackendHandler } from '../client/backend-client.js';
+import type { BackendRequestOptions, ExchangeHandler, RequestControl } from '../client/exchange-handler.js';
 import { LbError } from '../errors.js';
 import type { Backend } from '../pool/backend.js';
 import { BackendResponse, type ProxyContext } from '../pipeline/context.js';
@@ -51,6 +52,13 @@ const MAX_STALE_RESENDS = 3;
  * byte to one character and back, so the bytes on the wire are the same.
  */
 const SMALL_BODY_AS_TEXT = 4096;
+
+/** undici's raw header pairs as text. */
+export function latin1Pairs(raw: readonly Buffer[]): string[] {
+  const pairs = new Array<string>(raw.length);
+  for (let i = 0; i < raw.length; i++) pairs[i] = latin1(raw[i]!);
+  return pairs;
+}
 
 function latin1Text(chunks: Buffer[]): string {
   if (chunks.length === 1) return latin1(chunks[0]!);
@@ -83,16 +91,35 @@ function cutStalledClient(exchange: UpstreamExchange): void {
   exchange.checkStall();
 }
 
+/**
+ * undici's way of acting on a request (Upgrade requests, or every request
+ * when Node's parser is missing: src/client/backend-client.ts), behind the
+ * control the backend client hands over.
+ */
+class UndiciControl implements RequestControl {
+  resumeUndici: (() => void) | undefined;
+
+  constructor(private readonly abortUndici: (err?: Error) => void) {}
+
+  abort(_handler: ExchangeHandler, err: Error): void {
+    this.abortUndici(err);
+  }
+
+  resume(): void {
+    this.resumeUndici?.();
+  }
+}
+
 /** Called with every failed exchange, for passive health detection. */
 export type FailureListener = (exchange: UpstreamExchange, err: LbError) => void;
 
-export class UpstreamExchange implements Dispatcher.DispatchHandler {
+export class UpstreamExchange implements BackendHandler {
   /** Settles when the response head is in (and is ctx.response) or the attempt failed. */
   readonly head: Promise<void>;
   #resolve!: () => void;
   #reject!: (err: LbError) => void;
-  #abort: ((err: Error) => void) | undefined;
-  #resume: (() => void) | undefined;
+  /** How to abort or resume the request, once it is on a connection. */
+  #control: RequestControl | undefined;
   #res: ServerResponse | undefined;
   #held: Buffer[] | undefined;
   #heldBytes = 0;
@@ -117,7 +144,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   constructor(
     readonly ctx: ProxyContext,
     readonly backend: Backend,
-    private readonly options: Dispatcher.DispatchOptions,
+    private readonly options: BackendRequestOptions,
     private readonly onFailure: FailureListener,
   ) {
     this.head = new Promise<void>((resolve, reject) => {
@@ -130,19 +157,16 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.#startedAt = performance.now();
     this.backend.active++;
     this.backend.requests++;
-    this.backend.dispatcher.dispatch(this.options, this);
+    this.backend.client.dispatch(this.options, this);
   }
 
-  onConnect(abort: (err?: Error) => void): void {
-    this.#abort = abort;
-    if (this.#cancelled) abort(new Error('request cancelled by the proxy'));
+  onExchangeStart(control: RequestControl): void {
+    this.#control = control;
+    if (this.#cancelled) control.abort(this, new Error('request cancelled by the proxy'));
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    // 1xx interim responses are not relayed; Node answers Expect: 100-continue itself.
-    if (statusCode < 200) return true;
+  onExchangeHead(statusCode: number, rawHeaders: string[]): void {
     this.#headReceived = true;
-    this.#resume = resume;
     this.backend.passiveFailures = 0;
     this.backend.responses[Math.min(4, Math.floor(statusCode / 100) - 1)]!++;
     const headers = responseHeaders(rawHeaders);
@@ -152,10 +176,9 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
       if (statusCode === 204 && headers['content-length'] !== undefined) delete headers['content-length'];
     }
     this.#settleHead(new BackendResponse(statusCode, headers, this));
-    return true;
   }
 
-  onData(chunk: Buffer): boolean {
+  onExchangeData(chunk: Buffer): boolean {
     const res = this.#res;
     if (res !== undefined) {
       if (res.write(chunk)) return true;
@@ -172,31 +195,25 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     return false;
   }
 
-  onComplete(): void {
+  onExchangeEnd(): void {
     this.#settle();
     this.#ended = true;
     // The stall timer stays: a client that does not read the end of the response is cut as well.
     this.#res?.end();
   }
 
-  onError(err: Error): void {
-    // undici 7 checks a 204's or 304's Content-Length against the 0 body
-    // bytes it read and fails a valid response: it was complete at its head.
-    if (this.#bodyless && (err as { code?: string }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
-      this.onComplete();
-      return;
-    }
+  onExchangeError(err: Error): void {
     if (!this.#headReceived) {
-      // Cancelled (the client went away, or a plugin moved on): undici reports
-      // its own abort as a socket error, which must not read as the backend's fault.
+      // Cancelled (the client went away, or a plugin moved on): the abort's
+      // own error (undici's: a socket error) must not read as the backend's fault.
       const mapped = this.#cancelled ? new LbError('LB_ERR_CLIENT_GONE') : upstreamError(err, this.backend.url);
       if (!this.#cancelled && this.#mayResendAsStale(err, mapped)) {
         // The backend closed a pooled keep-alive socket as we reused it: it
         // most likely never saw the request, and the method says a second
         // one is harmless anyway. The retry plugin's attempts stay untouched.
         this.#staleResends++;
-        this.#abort = undefined;
-        this.backend.dispatcher.dispatch(this.options, this);
+        this.#control = undefined;
+        this.backend.client.dispatch(this.options, this);
         return;
       }
       this.#settle();
@@ -220,6 +237,35 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.#error = mapped;
     // The head is out (or about to be): the only honest signal left is to cut the client connection.
     if (this.#res !== undefined) cutResponse(this.#res);
+  }
+
+  // ---- undici's handler interface (Upgrade requests; see UndiciControl) ----
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.onExchangeStart(new UndiciControl(abort));
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    // 1xx interim responses are not relayed; Node answers Expect: 100-continue itself.
+    if (statusCode < 200) return true;
+    (this.#control as UndiciControl | undefined)!.resumeUndici = resume;
+    this.onExchangeHead(statusCode, latin1Pairs(rawHeaders));
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.onExchangeData(chunk);
+  }
+
+  onComplete(): void {
+    this.onExchangeEnd();
+  }
+
+  onError(err: Error): void {
+    // undici 7 checks a 204's or 304's Content-Length against the 0 body
+    // bytes it read and fails a valid response: it was complete at its head.
+    if (this.#bodyless && (err as { code?: string }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') this.onExchangeEnd();
+    else this.onExchangeError(err);
   }
 
   /** Why the response broke off after its head was received (the server logs it when the client connection is cut). */
@@ -297,7 +343,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.#held = undefined;
     clearTimeout(this.#stallTimer);
     if (this.#settled) return;
-    this.#abort?.(new Error('request cancelled by the proxy'));
+    this.#control?.abort(this, new Error('request cancelled by the proxy'));
   }
 
   /**
@@ -313,7 +359,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
 
   #onDrain(): void {
     this.#paused = false;
-    this.#resume?.();
+    this.#control?.resume(this);
   }
 
   #drainHandler(): () => void {

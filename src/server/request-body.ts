@@ -9,8 +9,9 @@
  * - fails with 408 when the client pauses longer than `body_timeout` while
  *   the body is wanted (time spent paused because the backend reads slowly
  *   does not count);
- * - keeps undici away from the IncomingMessage: when undici is done with a
- *   body it destroys it, and a destroyed IncomingMessage stops the socket
+ * - keeps the backend client away from the IncomingMessage: when it is done
+ *   with a body it has not sent whole (the request failed, or the response
+ *   came first) it destroys it, as undici does, and a destroyed IncomingMessage stops the socket
  *   reading, leaving a keep-alive connection stuck behind an unread body.
  *   Here only this wrapper is destroyed; what happens to the rest of the
  *   client's body is decided by the server (see unread-body.ts).

@@ -165,7 +165,7 @@ export function checkRequest(req: IncomingMessage, maxHeadersCount: number): LbE
       transferEncodings++;
       transferEncoding = raw[i + 1];
     } else if (isForwardingHeaderAlias(name)) {
-      // Node keys req.headers by the lower-cased name; undici skips undefined values (no delete: it deopts the object).
+      // Node keys req.headers by the lower-cased name; the backend client skips undefined values (no delete: it deopts the object).
       req.headers[name.toLowerCase()] = undefined;
     }
   }

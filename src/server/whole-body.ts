@@ -3,7 +3,7 @@
  * nginx does by default: a body with a Content-Length of at most
  * WHOLE_BODY_LIMIT becomes one Buffer. Forwarding a Buffer is one write with
  * the request head instead of two streams piped into each other (the
- * RequestBody wrapper and undici's stream writer), and a Buffer can be sent
+ * RequestBody wrapper and the backend client's body writer), and a Buffer can be sent
  * again, so a retry needs no copy of its own. Larger and chunked bodies
  * stream (request-body.ts).
  *

@@ -102,13 +102,13 @@ test('backends whose URL survives keep their state; a removed one is released on
   for (let i = 0; i < 10; i++) assert.equal((await request(sy.url)).status, 200);
   const survivor = sy.lb.registry.get(b1.url)!;
   sy.lb.registry.setState(survivor, 'up', 'checked by the test');
-  const dispatcher = survivor.dispatcher;
+  const client = survivor.client;
   assert.equal(survivor.requests, 5);
 
   const old = sy.lb.generation;
   await sy.reload(toml([b1], []));
   assert.equal(sy.lb.registry.get(b1.url), survivor, 'the same Backend object');
-  assert.equal(survivor.dispatcher, dispatcher, 'the same connection pool');
+  assert.equal(survivor.client, client, 'the same connection pool');
   assert.equal(survivor.state, 'up');
   assert.equal(survivor.requests, 5, 'counters carry on');
   await until(() => old.closed, 'the old generation to retire');
