@@ -6,9 +6,11 @@
  * Per request it costs one head string, one write (two, corked, with a
  * Buffer body) and the parser's callbacks; the listeners, the parser and the
  * timer belong to the connection and are made once. The timer times the
- * request phase: from the write to the response head (`headersTimeout`),
- * then each gap between body bytes (`bodyTimeout`), except while the
- * handler has paused the body for a slow client. Idle connections are timed
+ * request phase: from the write to the response head (`headersTimeout`;
+ * a streamed request body restarts it with each piece sent, so a long
+ * upload that keeps moving is not cut), then each gap between response
+ * body bytes (`bodyTimeout`), except while the handler has paused the body
+ * for a slow client. Idle connections are timed
  * by their client (backend-client.ts), which checks their age when it takes
  * one: no timer is re-armed when a request ends.
  *
@@ -342,6 +344,8 @@ export class BackendConnection implements RequestControl {
 
   readonly #onBodyData = (chunk: Buffer): void => {
     if (chunk.length === 0) return;
+    // A body still going out is progress: the wait for the head counts from its last byte.
+    if (this.#phase === AWAITING_HEAD) this.#timer?.refresh();
     const socket = this.socket;
     let writable: boolean;
     socket.cork();
@@ -424,7 +428,11 @@ export class BackendConnection implements RequestControl {
     this.#handler = undefined;
     this.#options = undefined;
     this.#phase = IDLE;
-    this.#paused = false;
+    if (this.#paused) {
+      // Paused on the response's last bytes: the connection must read again for the next one.
+      this.#paused = false;
+      this.socket.resume();
+    }
   }
 
   /** Ends the request in flight with `err` (if one is) and closes the connection. */

@@ -247,10 +247,14 @@ describe('BackendClient', () => {
 
   it('times out a response head that does not come, and a body that stalls — but not a body the handler paused', async (t) => {
     const backend = await startRawBackend(async (socket) => {
-      const head = await readRequestHead(socket);
-      if (head.startsWith('GET /silent')) return;
-      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc');
-      if (head.startsWith('GET /rest-later')) setTimeout(() => socket.write('defghij'), 400);
+      while (!socket.destroyed) {
+        const head = await readRequestHead(socket);
+        socket.resume();
+        if (head.startsWith('GET /silent')) return;
+        if (head.startsWith('GET /next')) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc');
+        else socket.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc');
+        if (head.startsWith('GET /rest-later')) setTimeout(() => socket.write('defghij'), 400);
+      }
     });
     const client = createClient(backend.url);
     t.after(async () => {
@@ -274,6 +278,8 @@ describe('BackendClient', () => {
     await new Promise((resolve) => setTimeout(resolve, 600));
     paused.control!.resume(paused);
     assert.equal((await within(paused.answer, 3000, 'the paused answer')).body, 'abcdefghij');
+    // It ended paused on its last bytes; the connection it leaves must read the next answer.
+    assert.equal((await send(client, { path: '/next' })).body, 'abc', 'a reused connection that reads again');
   });
 
   it('bytes on an idle connection close it: they never become the next request\'s answer', async (t) => {
