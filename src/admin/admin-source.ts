@@ -6,12 +6,15 @@
 import type { Generation } from '../server/generation.js';
 import type { ReloadHistory } from '../server/reload-history.js';
 import type { ProbeTally } from '../health/health-scheduler.js';
+import type { ClientConnectionFigures } from '../server/client-connection-counts.js';
 
 export interface AdminSource {
   readonly generation: Generation;
   readonly startedAt: Date;
   readonly reloads: Pick<ReloadHistory, 'appliedCount' | 'refusedCount' | 'lastApplied' | 'lastRefused'>;
   readonly health: { tally(url: string): Readonly<ProbeTally> | undefined };
+  /** Client connections open now and refused past server.max_connections since start (a cluster primary: its workers' sum, as of refresh()). */
+  readonly clientConnections: ClientConnectionFigures;
   /**
    * Brings the backends' counters up to date before /status or /metrics is
    * answered (a cluster primary collects them from its workers); absent when

@@ -3,9 +3,10 @@
  *
  * Nothing is counted here: every value is read at scrape time from counters
  * the core keeps anyway (Backend.requests/responses/durationCounts, the
- * health scheduler's tallies, the reload counters), so the request path pays
- * for no metric library. prom-client formats and escapes; each family below
- * is a plain object with `get()`, which is all its Registry asks of a metric.
+ * health scheduler's tallies, the reload counters, the client connection
+ * counts), so the request path pays for no metric library. prom-client
+ * formats and escapes; each family below is a plain object with `get()`,
+ * which is all its Registry asks of a metric.
  *
  * Labels are bounded by the configuration: pool, backend URL, status class,
  * state, result. A backend that several pools share is one set of counters;
@@ -109,6 +110,16 @@ export class AdminMetrics {
           this.#perBackend((row, out) => {
             if (row.backend.lastProbeMs !== undefined) out.push({ value: row.backend.lastProbeMs / 1000, labels: this.#labels(row) });
           }),
+      ),
+      new ScrapedFamily('switchyard_client_connections_open', 'Client connections open on the traffic listener now (with workers: over all of them).', 'gauge', () => [
+        { value: this.source.clientConnections.open, labels: {} },
+      ]),
+      new ScrapedFamily(
+        'switchyard_client_connections_refused_total',
+        'Client connections closed unanswered because server.max_connections were already open (with workers: a worker held its share; summed over them). ' +
+          'If it rises, raise server.max_connections together with the open-files limit (ulimit -n, systemd LimitNOFILE: two descriptors per proxied connection), or add workers or instances.',
+        'counter',
+        () => [{ value: this.source.clientConnections.refused, labels: {} }],
       ),
       new ScrapedFamily('switchyard_config_reloads_total', 'Configuration reloads, by result (success | failure).', 'counter', () => [
         { value: this.source.reloads.appliedCount, labels: { result: 'success' } },

@@ -50,6 +50,16 @@ export interface StatusDocument {
   readonly loaded_at: string;
   readonly started_at: string;
   readonly uptime_s: number;
+  /** The traffic listener's client connections (with workers: summed over them). */
+  readonly client_connections: {
+    /** Open now. */
+    readonly open: number;
+    /**
+     * Closed unanswered since start because server.max_connections were
+     * open; with workers, those of exited worker processes included.
+     */
+    readonly refused: number;
+  };
   readonly reloads: {
     /** Reloads applied since start. */
     readonly applied: number;
@@ -109,6 +119,7 @@ export function buildStatus(source: AdminSource, now = Date.now()): StatusDocume
     loaded_at: generation.loadedAt.toISOString(),
     started_at: source.startedAt.toISOString(),
     uptime_s: Math.floor((now - source.startedAt.getTime()) / 1000),
+    client_connections: { open: source.clientConnections.open, refused: source.clientConnections.refused },
     reloads: {
       applied: reloads.appliedCount,
       refused: reloads.refusedCount,

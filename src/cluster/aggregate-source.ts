@@ -15,9 +15,14 @@
  * for the backends the configuration still lists: one a reload removes is
  * forgotten, as in a single process (where its Backend goes), so backends
  * that come and go by address (autoscaled pods) do not pile up here.
+ *
+ * Client connections are summed the same way: open ones over the running
+ * workers, refused ones over the running workers plus every worker process
+ * that exited (kept for good: they belong to no backend a reload removes).
  */
 import type { AdminSource, WorkerStatus } from '../admin/admin-source.js';
 import type { Switchyard } from '../server/switchyard.js';
+import { NO_CLIENT_CONNECTIONS, type ClientConnectionFigures } from '../server/client-connection-counts.js';
 import type { BackendCounters } from './messages.js';
 import type { WorkerSlot } from './worker-slot.js';
 
@@ -56,6 +61,10 @@ function emptyTotals(responses: number, buckets: number): Totals {
 export class ClusterAdminSource implements AdminSource {
   /** Per backend URL: what exited worker processes had counted (no `active`: they have nothing in flight). */
   readonly #baseline = new Map<string, Totals>();
+  /** Client connections that exited worker processes refused. */
+  #refusedByExited = 0;
+  /** The workers' client connections summed, as of the last refresh. */
+  #clients: ClientConnectionFigures = NO_CLIENT_CONNECTIONS;
   #refreshing: Promise<void> | undefined;
 
   constructor(
@@ -81,8 +90,14 @@ export class ClusterAdminSource implements AdminSource {
     return this.lb.health;
   }
 
+  get clientConnections(): ClientConnectionFigures {
+    return this.#clients;
+  }
+
   /** Keeps what an exited worker process had counted. */
-  retire(counters: readonly BackendCounters[]): void {
+  retire(counters: readonly BackendCounters[], clients: ClientConnectionFigures): void {
+    // Its open connections went with it.
+    this.#refusedByExited += clients.refused;
     for (const c of counters) {
       // Already removed by a reload (the worker was still draining it).
       if (this.lb.registry.get(c.url) === undefined) continue;
@@ -115,6 +130,13 @@ export class ClusterAdminSource implements AdminSource {
       for (let i = 0; i < backend.durationCounts.length; i++) backend.durationCounts[i] = totals.durationCounts[i]!;
       backend.durationSumMs = totals.durationSumMs;
     }
+    let open = 0;
+    let refused = this.#refusedByExited;
+    for (const slot of slots) {
+      open += slot.clients.open;
+      refused += slot.clients.refused;
+    }
+    this.#clients = { open, refused };
   }
 
   workers(): WorkerStatus[] {

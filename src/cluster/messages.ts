@@ -6,6 +6,7 @@
  */
 import type { ConfigIssue } from '../config/issues.js';
 import type { BackendState } from '../pool/backend.js';
+import type { ClientConnectionFigures } from '../server/client-connection-counts.js';
 
 /** One backend's health as the primary's registry holds it. */
 export interface BackendStateUpdate {
@@ -166,6 +167,8 @@ export interface StatsMessage {
   readonly id: number;
   readonly generation: number;
   readonly backends: readonly BackendCounters[];
+  /** Its client connections: open now, refused past its share of server.max_connections since it started. */
+  readonly clients: ClientConnectionFigures;
 }
 
 export type WorkerMessage =

@@ -431,7 +431,7 @@ export class ClusterPrimary {
   }
 
   #onExit(slot: WorkerSlot, exit: WorkerExit): void {
-    this.#admin?.retire(exit.counters);
+    this.#admin?.retire(exit.counters, exit.clients);
     if (exit.expected || this.#starting || this.#shuttingDown || this.#retiring.has(slot)) return;
     slot.quickCrashes = exit.ranMs < STABLE_AFTER_MS ? slot.quickCrashes + 1 : 1;
     const delay = slot.quickCrashes <= 1 ? 0 : Math.min(BACKOFF_FIRST_MS * 2 ** (slot.quickCrashes - 2), BACKOFF_MAX_MS);

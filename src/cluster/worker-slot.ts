@@ -11,6 +11,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { ConfigError, type ConfigIssue } from '../config/issues.js';
+import { NO_CLIENT_CONNECTIONS, type ClientConnectionFigures } from '../server/client-connection-counts.js';
 import {
   isMessage,
   WORKER_ENV,
@@ -52,6 +53,8 @@ export interface WorkerExit {
   readonly ranMs: number;
   /** Its last reported counters. */
   readonly counters: readonly BackendCounters[];
+  /** Its last reported client connection figures. */
+  readonly clients: ClientConnectionFigures;
 }
 
 interface Pending<T> {
@@ -72,6 +75,8 @@ export class WorkerSlot {
   quickCrashes = 0;
   /** Counters of the current process as of its last answer or push (at most COUNTERS_PUSH_MS old while it counts). */
   counters: readonly BackendCounters[] = [];
+  /** Client connections of the current process, as of the same answer or push. */
+  clients: ClientConnectionFigures = NO_CLIENT_CONNECTIONS;
   /** Whether it answered the last request for counters in time. */
   answered = true;
   /** The problems it reported when it could not start (its exit follows). */
@@ -114,6 +119,7 @@ export class WorkerSlot {
     this.generation = null;
     this.startedAt = new Date();
     this.counters = [];
+    this.clients = NO_CLIENT_CONNECTIONS;
     this.answered = true;
     this.startProblems = undefined;
     this.startIssues = undefined;
@@ -160,11 +166,13 @@ export class WorkerSlot {
         this.#stats.delete(id);
       }
       const counters = this.counters;
+      const clients = this.clients;
       this.counters = [];
+      this.clients = NO_CLIENT_CONNECTIONS;
       this.generation = null;
       resolveExit();
       const ranMs = Date.now() - (this.startedAt?.getTime() ?? Date.now());
-      this.events.exit(this, { pid: worker.process.pid, code, signal, expected, ranMs, counters });
+      this.events.exit(this, { pid: worker.process.pid, code, signal, expected, ranMs, counters, clients });
     });
   }
 
@@ -300,6 +308,7 @@ export class WorkerSlot {
         return;
       case 'stats': {
         this.counters = message.backends;
+        this.clients = message.clients;
         this.generation = message.generation;
         const pending = this.#stats.get(message.id);
         if (pending === undefined) return;

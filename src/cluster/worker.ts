@@ -15,6 +15,7 @@ import { exitProcess, createProcessLogger } from '../server/process-log.js';
 import { locatePluginFailure, problemsOf } from '../server/reload-history.js';
 import { Switchyard, type PreparedReload, type RootLogger } from '../server/switchyard.js';
 import { PLUGIN_DEADLINES, type Generation } from '../server/generation.js';
+import { NO_CLIENT_CONNECTIONS } from '../server/client-connection-counts.js';
 import {
   COUNTERS_PUSH_MS,
   isMessage,
@@ -69,10 +70,13 @@ function countersOf(backend: Backend): BackendCounters {
 
 /**
  * A number that changes whenever a counter does: requests count when they
- * start, responses and failures when they end, so all three are in it.
+ * start, responses and failures when they end, so all three are in it, and
+ * refused client connections, which may come with no request at all. (Not
+ * the open connections: a gauge, read fresh by every /status, and one that
+ * goes down could cancel a counter going up.)
  */
-function countedTotal(backends: readonly Backend[]): number {
-  let total = 0;
+function countedTotal(backends: readonly Backend[], refused: number): number {
+  let total = refused;
   for (const backend of backends) {
     total += backend.requests + backend.failures;
     for (const n of backend.responses) total += n;
@@ -196,15 +200,16 @@ export class ClusterWorker {
     const lb = this.#lb;
     if (lb === undefined) return;
     const backends = lb.registry.all();
-    if (countedTotal(backends) === this.#countedAtLastPush) return;
+    if (countedTotal(backends, lb.clientConnections.refused) === this.#countedAtLastPush) return;
     this.#sendCounters(0, backends);
   }
 
   /** Sends the counters of `from` (default: every backend now): the answer to request `id`, or pushed (0). */
   #sendCounters(id: number, from = this.#stoppingBackends ?? this.#lb?.registry.all() ?? [], sent?: () => void): void {
-    this.#countedAtLastPush = countedTotal(from);
+    const clients = this.#lb?.clientConnections ?? NO_CLIENT_CONNECTIONS;
+    this.#countedAtLastPush = countedTotal(from, clients.refused);
     const backends = from.map(countersOf);
-    send({ type: 'stats', id, generation: this.#lb?.generation.id ?? 0, backends }, sent);
+    send({ type: 'stats', id, generation: this.#lb?.generation.id ?? 0, backends, clients: { open: clients.open, refused: clients.refused } }, sent);
   }
 
   /**

@@ -193,7 +193,7 @@ export const coreSchema: JsonSchema = {
           type: 'integer',
           minimum: 1,
           description:
-            'Most client connections the traffic listener holds open at once; past it a new connection is closed at once, unanswered, and a warning logged. With workers above 1 each worker takes ceil(max_connections / workers). Default: per process, half of what the open-files limit (ulimit -n) leaves after 64 — each proxied connection also needs a backend connection, and health checks, config reads and logs need descriptors too; no limit when the open-files limit is unlimited or unknown (not Linux). A reload applies it to new connections; open ones are never cut.',
+            'Most client connections the traffic listener holds open at once; past it a new connection is closed at once, unanswered, a warning logged, and the refusal counted (/metrics: switchyard_client_connections_refused_total; /status: client_connections.refused). With workers above 1 each worker takes ceil(max_connections / workers). Default: per process, half of what the open-files limit (ulimit -n) leaves after 64 — each proxied connection also needs a backend connection, and health checks, config reads and logs need descriptors too; no limit when the open-files limit is unlimited or unknown (not Linux). A reload applies it to new connections; open ones are never cut.',
         },
         max_body: sizeSchema('Request bodies larger than this get 413.', '10MB'),
         max_header_size: sizeSchema('Request header sections larger than this get 431.', '16KB'),

@@ -23,6 +23,7 @@ import { HealthScheduler } from '../health/health-scheduler.js';
 import { ListenError } from './listen-error.js';
 import { clientConnectionLimit, describeClientConnectionLimit, type ClientConnectionLimit } from './client-connection-limit.js';
 import { readOpenFilesLimit } from './open-files-limit.js';
+import { ClientConnectionCounts, type ClientConnectionFigures } from './client-connection-counts.js';
 import { workerCount } from '../cluster/worker-count.js';
 import type { AdminServer } from '../admin/admin-server.js';
 import type { AdminSource } from '../admin/admin-source.js';
@@ -204,6 +205,8 @@ export class Switchyard {
   #openFiles: number | undefined;
   /** The admin listener (/healthz, /status, /metrics, dashboard) while `[admin] listen` is set. */
   #admin: AdminServer | undefined;
+  /** Client connections open and refused, over every traffic listener this process has had. */
+  readonly #clientCounts = new ClientConnectionCounts();
 
   constructor(options: StartOptions = {}) {
     this.logger = options.logger ?? (pino({ name: 'switchyard' }) as unknown as RootLogger);
@@ -284,7 +287,7 @@ export class Switchyard {
     }
     if (this.role === 'standalone') this.health.sync(this.#generation);
     const clientLimit = this.#clientLimitFor(config);
-    this.#traffic = new TrafficServer(this.#generation, this.logger, clientLimit, this.#connectionsHandedOver);
+    this.#traffic = new TrafficServer(this.#generation, this.logger, clientLimit, this.#clientCounts, this.#connectionsHandedOver);
     const { host, port } = config.server.listen;
     try {
       this.#address = await this.#traffic.listen();
@@ -351,6 +354,11 @@ export class Switchyard {
     const runtime = generation.pools.get(pool) ?? [...generation.pools.values()].find((p) => p.backends.some((m) => m.url === url));
     if (runtime === undefined) return;
     this.#passive.takeDown(backend, runtime.config, reason);
+  }
+
+  /** This process's client connections: open now, and refused past the limit since start (zero in a cluster primary, which serves no traffic). */
+  get clientConnections(): ClientConnectionFigures {
+    return this.#clientCounts;
   }
 
   /** Address the admin listener is bound to; undefined when `[admin]` is not configured. */
@@ -603,7 +611,7 @@ export class Switchyard {
     checkListenerChange(this.generation.config, generation.config);
     let traffic: TrafficServer;
     try {
-      traffic = new TrafficServer(generation, this.logger, this.#clientLimitFor(generation.config), this.#connectionsHandedOver);
+      traffic = new TrafficServer(generation, this.logger, this.#clientLimitFor(generation.config), this.#clientCounts, this.#connectionsHandedOver);
       await traffic.listen();
     } catch (err) {
       const running = this.address;

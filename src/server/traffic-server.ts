@@ -12,7 +12,8 @@
  *
  * Past its client connection limit (client-connection-limit.ts) a new
  * connection is closed as soon as it is accepted, before a byte is read — as
- * nginx does when worker_connections run out — and a warning says so.
+ * nginx does when worker_connections run out — and a warning says so; it is
+ * counted too (client-connection-counts.ts), for /status and /metrics.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
@@ -40,6 +41,7 @@ import { passTurn, takeTurn, waitTurn } from './connection-turn.js';
 import { readListenerCertificate } from './listener-settings.js';
 import { RepeatedWarnings } from './repeated-warnings.js';
 import type { ClientConnectionLimit } from './client-connection-limit.js';
+import type { ClientConnectionCounts } from './client-connection-counts.js';
 import { closeAfterResponse, drainUnreadBody, hasUnreadBody, isClosing, LINGER_MS, settleUnreadBody } from './unread-body.js';
 
 const kContext = Symbol('switchyard.context');
@@ -165,6 +167,8 @@ export class TrafficServer {
   readonly #onResponseClose: (this: TrackedResponse) => void;
   readonly #warnings: RepeatedWarnings;
   #clientLimit!: ClientConnectionLimit;
+  /** The process's, shared with the listeners it had before (a rebind): this one adds to them. */
+  readonly #clientCounts: ClientConnectionCounts;
   /**
    * A cluster primary accepts the connections and hands each to a worker
    * (SCHED_RR). Node's maxConnections must not refuse them then: a refused
@@ -181,9 +185,11 @@ export class TrafficServer {
     generation: Generation,
     logger: Logger,
     clientLimit: ClientConnectionLimit,
+    clientCounts: ClientConnectionCounts,
     connectionsHandedOver = false,
   ) {
     this.#connectionsHandedOver = connectionsHandedOver;
+    this.#clientCounts = clientCounts;
     this.generation = generation;
     this.#warnings = new RepeatedWarnings(logger);
     this.#onResponseClose = responseCloseListener(this.#warnings, this.#serveNext);
@@ -208,7 +214,11 @@ export class TrafficServer {
         return;
       }
       this.#sockets.add(socket);
-      socket.once('close', () => this.#sockets.delete(socket));
+      this.#clientCounts.open++;
+      socket.once('close', () => {
+        this.#sockets.delete(socket);
+        this.#clientCounts.open--;
+      });
     });
     this.server.on('checkContinue', this.#onCheckContinue);
     this.server.on('clientError', this.#onClientError);
@@ -284,6 +294,7 @@ export class TrafficServer {
 
   /** A connection past the limit was closed (by Node, at maxConnections, or by the check for handed-over ones): one warning per window, repeats counted. */
   readonly #onDrop = (): void => {
+    this.#clientCounts.refused++;
     const { max, source } = this.#clientLimit;
     this.#warnings.warn(
       'server.max_connections',
