@@ -94,7 +94,7 @@ const poolSchema: JsonSchema = {
     },
     connect_timeout: durationSchema('Time allowed to open a connection to a backend; past it the attempt fails (504).', '2s', TIMER_BOUNDS),
     response_timeout: durationSchema(
-      'Time from sending the request to the first response byte, and the longest pause inside a response body; past it: 504.',
+      'Time from sending the request to the response head (restarted by each piece of a request body still being sent), and the longest pause inside a response body; past it: 504 (before the head) or a cut connection (after it).',
       '30s',
       TIMER_BOUNDS,
     ),
