@@ -8,7 +8,8 @@
  *   - active health checks and the passive-detection cooldown — one probe
  *     per backend per interval — pushing every state change to the workers;
  *   - the admin listener, summing the workers' counters;
- *   - signals and graceful shutdown, and restarting a worker that crashed.
+ *   - signals and graceful shutdown, and restarting a worker that crashed;
+ *   - stdout: the workers' output reaches it through this process (worker-output.ts).
  * The workers (worker.ts) share the traffic listener through node:cluster.
  *
  * Scheduling: SCHED_NONE — every worker accepts on the shared socket and the
@@ -34,6 +35,7 @@ import { probeListen } from './listen-probe.js';
 import type { BackendStateUpdate, PrepareMessage, PrimaryMessage } from './messages.js';
 import { workerCount } from './worker-count.js';
 import { WorkerSlot, type SlotEvents, type WorkerAnswer, type WorkerExit } from './worker-slot.js';
+import { relayWorkerOutput } from './worker-output.js';
 import type { EarlySignals } from '../server/early-signals.js';
 
 export interface PrimaryOptions {
@@ -127,7 +129,10 @@ export class ClusterPrimary {
   async start(): Promise<void> {
     const { config, source, logger } = this.#options;
     if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
-    cluster.setupPrimary({ exec: WORKER_MAIN, args: [], silent: false });
+    // Each worker's stdout and stderr are pipes this process copies to its
+    // own (worker-output.ts): inherited, they would make its stdout blocking.
+    cluster.setupPrimary({ exec: WORKER_MAIN, args: [], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    cluster.on('fork', relayWorkerOutput);
     try {
       this.#lb = await Switchyard.start(config, {
         logger,

@@ -10,6 +10,10 @@
  * died could then not be stopped by SIGTERM, nor by a second one. So every
  * exit goes through exitProcess(): the log gets a bounded time to drain,
  * and what a reader did not take by then is dropped.
+ *
+ * A cluster's workers log to pipes of their own, which the primary copies
+ * into its log (cluster/worker-output.ts): only the primary writes stdout,
+ * so only its writes meet the reader, and its exit covers theirs.
  */
 import { pino } from 'pino';
 import type { RootLogger } from './switchyard.js';
@@ -17,8 +21,9 @@ import type { RootLogger } from './switchyard.js';
 /** How long an exit waits for the log to drain; a reader that takes longer is stalled. */
 const EXIT_LOG_GRACE_MS = 1000;
 
-/** The part of pino's stdout stream (sonic-boom) an exit needs. */
+/** The part of pino's stdout stream (sonic-boom) an exit and a relay need. */
 interface LogStream {
+  write(text: string): boolean;
   end(): void;
   destroy(): void;
   once(event: 'close', listener: () => void): unknown;
@@ -26,6 +31,8 @@ interface LogStream {
 
 let destination: LogStream | undefined;
 let exiting = false;
+/** Output still being copied into the log (a worker's pipe, until it ends): an exit waits for it within its grace. */
+const copying = new Set<Promise<void>>();
 
 /** The process's logger on stdout; call once per process. */
 export function createProcessLogger(level: string): RootLogger {
@@ -35,6 +42,22 @@ export function createProcessLogger(level: string): RootLogger {
   // exit would wait for), only held so that an exit can settle it.
   destination = (logger as unknown as Record<symbol, LogStream>)[pino.symbols.streamSym];
   return logger as unknown as RootLogger;
+}
+
+/**
+ * Appends `text` (whole lines, as written by another process) to this
+ * process's log, after what it logged so far and through the same
+ * asynchronous stream, so the exit's drain-then-drop covers it too.
+ */
+export function writeLog(text: string): void {
+  if (destination === undefined) process.stdout.write(text);
+  else destination.write(text);
+}
+
+/** Makes an exit wait, within its grace, until `done` settles: output still being copied into the log. */
+export function holdExitFor(done: Promise<void>): void {
+  copying.add(done);
+  void done.finally(() => copying.delete(done));
 }
 
 /**
@@ -58,7 +81,10 @@ export function exitProcess(code: number, graceMs = EXIT_LOG_GRACE_MS): void {
   }
   exiting = true;
   const timer = setTimeout(exit, graceMs);
-  // 'close' comes once everything written so far is out.
-  log.once('close', exit);
-  log.end();
+  // What is still being copied in (a worker's last lines) first; then 'close'
+  // comes once everything written so far is out.
+  void Promise.allSettled(copying).then(() => {
+    log.once('close', exit);
+    log.end();
+  });
 }

@@ -1,6 +1,7 @@
 /**
  * `lb run` behind a log reader that stops reading (a hung log shipper) or
- * goes away: it keeps serving, and SIGTERM still ends it. Its stdout is the
+ * goes away: it keeps serving, and SIGTERM still ends it — the single
+ * process, and a cluster's primary with every worker. Its stdout is the
  * write end of a pipe whose reader is a `sleep` that never reads, so the
  * pipe is full after the first 64 KB of log.
  */
@@ -15,6 +16,7 @@ import { freePort, startBackend } from '../../src/testing.js';
 import { CLI } from '../helpers/lb-process.js';
 import { request } from '../helpers/http-client.js';
 import { within } from '../helpers/waiting.js';
+import { alive, eventually } from '../cluster/support.js';
 
 /** A middleware that logs 1 MB when it is created: more than any pipe holds. */
 const FILLER_PLUGIN = `export default {
@@ -32,69 +34,105 @@ interface Running {
   readonly lb: ChildProcess;
   readonly reader: ChildProcess;
   readonly url: string;
+  /** The worker processes' pids (none for a single process). */
+  readonly workerPids: readonly number[];
   stderr(): string;
 }
 
-async function startBehindStalledReader(dir: string, backendUrl: string): Promise<Running> {
+async function startBehindStalledReader(dir: string, backendUrl: string, workers: number): Promise<Running> {
   const port = await freePort();
+  const adminPort = await freePort();
   const file = join(dir, 'lb.toml');
   await writeFile(join(dir, 'filler.mjs'), FILLER_PLUGIN);
   await writeFile(
     file,
-    `[server]\nlisten = "127.0.0.1:${port}"\nshutdown_grace = "2s"\n[pools.web]\nbackends = [{ url = "${backendUrl}" }]\n[[pipeline]]\nplugin = "./filler.mjs"\n`,
+    `[server]\nlisten = "127.0.0.1:${port}"\nworkers = ${workers}\nshutdown_grace = "2s"\n[admin]\nlisten = "127.0.0.1:${adminPort}"\n` +
+      `[pools.web]\nbackends = [{ url = "${backendUrl}" }]\n[[pipeline]]\nplugin = "./filler.mjs"\n`,
   );
   const reader = spawn('sleep', ['600'], { stdio: ['pipe', 'ignore', 'ignore'] });
-  const lb = spawn(process.execPath, [CLI, 'run', '-c', file, '--no-watch'], { stdio: ['ignore', reader.stdin!, 'pipe'] });
+  // A process group of its own, so that cleanup reaches the workers too.
+  const lb = spawn(process.execPath, [CLI, 'run', '-c', file, '--no-watch'], { stdio: ['ignore', reader.stdin!, 'pipe'], detached: true });
   // Only lb holds the pipe's write end now: sleep never reads it, and killing sleep breaks it.
   reader.stdin!.destroy();
   let stderr = '';
   lb.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 15_000;
-  // Its "listening" line is in the pipe nobody reads: wait until it answers instead.
-  for (;;) {
-    if (lb.exitCode !== null) assert.fail(`lb exited (${lb.exitCode}) before serving: ${stderr}`);
-    const answer = await request(`${url}/`).catch(() => undefined);
-    if (answer !== undefined) break;
-    if (Date.now() > deadline) assert.fail(`lb did not serve within 15 s: ${stderr}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  try {
+    // Its "listening" line is in the pipe nobody reads: wait until it answers instead.
+    for (;;) {
+      if (lb.exitCode !== null) assert.fail(`lb exited (${lb.exitCode}) before serving: ${stderr}`);
+      const answer = await request(`${url}/`).catch(() => undefined);
+      if (answer !== undefined) break;
+      if (Date.now() > deadline) assert.fail(`lb did not serve within 15 s: ${stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    let workerPids: number[] = [];
+    if (workers > 1) {
+      const status = JSON.parse((await request(`http://127.0.0.1:${adminPort}/status`)).body) as { workers: { pid: number }[] };
+      workerPids = status.workers.map((w) => w.pid);
+      assert.equal(workerPids.length, workers);
+    }
+    return { lb, reader, url, workerPids, stderr: () => stderr };
+  } catch (err) {
+    killAll(lb, reader);
+    throw err;
   }
-  return { lb, reader, url, stderr: () => stderr };
 }
 
-async function withSetup(run: (setup: Running) => Promise<void>): Promise<void> {
+/** SIGKILL to lb's process group (the primary and its workers) and to the reader. */
+function killAll(lb: ChildProcess, reader: ChildProcess): void {
+  try {
+    process.kill(-lb.pid!, 'SIGKILL');
+  } catch {
+    // Every process of the group has exited.
+  }
+  reader.kill('SIGKILL');
+}
+
+async function withSetup(workers: number, run: (setup: Running) => Promise<void>): Promise<void> {
   const backend = await startBackend('b1');
   const dir = await mkdtemp(join(tmpdir(), 'switchyard-log-reader-'));
   let running: Running | undefined;
   try {
-    running = await startBehindStalledReader(dir, backend.url);
+    running = await startBehindStalledReader(dir, backend.url, workers);
     await run(running);
   } finally {
-    running?.lb.kill('SIGKILL');
-    running?.reader.kill('SIGKILL');
+    if (running !== undefined) killAll(running.lb, running.reader);
     await backend.close();
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-test('a log reader that stopped reading: lb keeps serving, and exits on SIGTERM within a few seconds', async () => {
-  await withSetup(async ({ lb, url, stderr }) => {
-    for (let i = 0; i < 20; i++) assert.equal((await request(`${url}/`)).body, 'b1');
-    const exited = once(lb, 'exit');
-    lb.kill('SIGTERM');
-    const [code] = await within(exited, 8000, `lb did not exit within 8 s of SIGTERM with its log reader stalled: ${stderr()}`);
-    assert.equal(code, 0);
-  });
-});
+/** Every worker process has exited (the primary waits for them, so they are gone once it has exited). */
+async function assertNoWorkerLeft(pids: readonly number[]): Promise<void> {
+  await eventually(`worker processes ${pids.join(', ')} gone`, 2000, async () => (pids.some(alive) ? undefined : true));
+}
 
-test('a log reader that went away: SIGTERM still ends lb', async () => {
-  await withSetup(async ({ lb, reader, url, stderr }) => {
-    assert.equal((await request(`${url}/`)).body, 'b1');
-    const exited = once(lb, 'exit');
-    lb.kill('SIGTERM');
-    // Gone while lb drains its log: every write from now on fails with EPIPE.
-    reader.kill('SIGKILL');
-    const [code] = await within(exited, 8000, `lb did not exit within 8 s of SIGTERM with its log reader gone: ${stderr()}`);
-    assert.equal(code, 0);
+for (const workers of [1, 2]) {
+  const what = workers === 1 ? 'lb' : `lb with workers = ${workers}`;
+
+  test(`a log reader that stopped reading: ${what} keeps serving, and exits on SIGTERM within a few seconds`, async () => {
+    await withSetup(workers, async ({ lb, url, workerPids, stderr }) => {
+      for (let i = 0; i < 20; i++) assert.equal((await request(`${url}/`)).body, 'b1');
+      const exited = once(lb, 'exit');
+      lb.kill('SIGTERM');
+      const [code] = await within(exited, 8000, `${what} did not exit within 8 s of SIGTERM with its log reader stalled: ${stderr()}`);
+      assert.equal(code, 0);
+      await assertNoWorkerLeft(workerPids);
+    });
   });
-});
+
+  test(`a log reader that went away: SIGTERM still ends ${what}`, async () => {
+    await withSetup(workers, async ({ lb, reader, url, workerPids, stderr }) => {
+      assert.equal((await request(`${url}/`)).body, 'b1');
+      const exited = once(lb, 'exit');
+      lb.kill('SIGTERM');
+      // Gone while lb drains its log: every write from now on fails with EPIPE.
+      reader.kill('SIGKILL');
+      const [code] = await within(exited, 8000, `${what} did not exit within 8 s of SIGTERM with its log reader gone: ${stderr()}`);
+      assert.equal(code, 0);
+      await assertNoWorkerLeft(workerPids);
+    });
+  });
+}
