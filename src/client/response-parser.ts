@@ -7,8 +7,10 @@
  *
  * It is reached through `_http_common`, which Node 20 exports without a
  * warning but does not document; newer Node versions deprecate it
- * (DEP0199). When it cannot be loaded, `ResponseParser` is undefined and
- * every backend is reached through undici instead (backend-client.ts).
+ * (DEP0199). When it cannot be loaded — or SWITCHYARD_BACKEND_CLIENT=undici
+ * asks for undici, a way out should this client ever misbehave —
+ * `ResponseParser` is undefined and every backend is reached through
+ * undici instead (backend-client.ts); `UNDICI_REASON` says why.
  */
 import { createRequire } from 'node:module';
 
@@ -32,13 +34,22 @@ export interface ParserClass {
   readonly kLenientNone: number;
 }
 
+/** Set when every request goes through undici: why, for the start-up log. */
+export let UNDICI_REASON: string | undefined;
+
 function load(): ParserClass | undefined {
-  try {
-    const parser = (createRequire(import.meta.url)('_http_common') as { HTTPParser?: ParserClass }).HTTPParser;
-    return typeof parser === 'function' && typeof parser.prototype.execute === 'function' ? parser : undefined;
-  } catch {
+  if (process.env.SWITCHYARD_BACKEND_CLIENT === 'undici') {
+    UNDICI_REASON = 'SWITCHYARD_BACKEND_CLIENT=undici';
     return undefined;
   }
+  try {
+    const parser = (createRequire(import.meta.url)('_http_common') as { HTTPParser?: ParserClass }).HTTPParser;
+    if (typeof parser === 'function' && typeof parser.prototype.execute === 'function') return parser;
+  } catch {
+    // Reported below.
+  }
+  UNDICI_REASON = `this Node (${process.version}) has no usable HTTP parser in _http_common`;
+  return undefined;
 }
 
 export const ResponseParser: ParserClass | undefined = load();

@@ -25,6 +25,7 @@ import { clientConnectionLimit, describeClientConnectionLimit, type ClientConnec
 import { readOpenFilesLimit } from './open-files-limit.js';
 import { ClientConnectionCounts, type ClientConnectionFigures } from './client-connection-counts.js';
 import { workerCount } from '../cluster/worker-count.js';
+import { UNDICI_REASON } from '../client/response-parser.js';
 import type { AdminServer } from '../admin/admin-server.js';
 import type { AdminSource } from '../admin/admin-source.js';
 
@@ -286,6 +287,7 @@ export class Switchyard {
       return;
     }
     if (this.role === 'standalone') this.health.sync(this.#generation);
+    if (UNDICI_REASON !== undefined) this.logger.info({ backendClient: 'undici' }, `backends are reached through undici, the slower client (${UNDICI_REASON})`);
     const clientLimit = this.#clientLimitFor(config);
     this.#traffic = new TrafficServer(this.#generation, this.logger, clientLimit, this.#clientCounts, this.#connectionsHandedOver);
     const { host, port } = config.server.listen;
