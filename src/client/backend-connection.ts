@@ -148,11 +148,6 @@ export class BackendConnection implements RequestControl {
     socket.on('drain', this.#onDrain);
   }
 
-  /** True while it carries a request. */
-  get busy(): boolean {
-    return this.#phase !== IDLE;
-  }
-
   /** Sends a request on this (idle) connection. */
   start(handler: ExchangeHandler, options: BackendRequestOptions): void {
     this.#handler = handler;
