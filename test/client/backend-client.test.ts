@@ -108,6 +108,18 @@ async function startHttpBackend(handler: http.RequestListener): Promise<HttpBack
   };
 }
 
+type TestContext = { after(fn: () => Promise<void> | void): void };
+
+/** A backend and a client to it, both closed when the test ends. */
+async function clientTo(t: TestContext, backend: { url: string; close(): Promise<void> }, connections?: number): Promise<BackendClient> {
+  const client = createClient(backend.url, connections);
+  t.after(async () => {
+    await client.destroy();
+    await backend.close();
+  });
+  return client;
+}
+
 /** Answers with the method, the framing it saw and the body. */
 const ECHO: http.RequestListener = (req, res) => {
   const chunks: Buffer[] = [];
@@ -129,11 +141,7 @@ describe('BackendClient', () => {
         res.end('ok');
       }, 20);
     });
-    const client = createClient(backend.url, 3);
-    t.after(async () => {
-      await client.destroy();
-      await backend.close();
-    });
+    const client = await clientTo(t, backend, 3);
     for (let i = 0; i < 5; i++) assert.equal((await send(client)).body, 'ok');
     assert.equal(backend.accepted, 1, 'one connection, kept alive');
     const answers = await Promise.all(Array.from({ length: 12 }, () => send(client)));
@@ -148,11 +156,7 @@ describe('BackendClient', () => {
       res.end('ok');
     });
     // The backend itself keeps idle connections longer than it says, so only the client's own rule can close this one.
-    const client = createClient(backend.url);
-    t.after(async () => {
-      await client.destroy();
-      await backend.close();
-    });
+    const client = await clientTo(t, backend);
     await send(client);
     await send(client);
     assert.equal(backend.accepted, 1, 'reused within the second it allows');
@@ -163,11 +167,7 @@ describe('BackendClient', () => {
 
   it('frames a streamed body by its declared length, or chunked without one; a Buffer body gets its length', async (t) => {
     const backend = await startHttpBackend(ECHO);
-    const client = createClient(backend.url);
-    t.after(async () => {
-      await client.destroy();
-      await backend.close();
-    });
+    const client = await clientTo(t, backend);
     const declared = await send(client, { method: 'PUT', headers: { host: 't', 'content-length': '6' }, body: Readable.from([Buffer.from('abc'), Buffer.from('def')]) });
     assert.equal(declared.body, 'PUT length 6 abcdef');
     const chunked = await send(client, { method: 'POST', body: Readable.from([Buffer.from('abc'), Buffer.from('def')]) });
@@ -186,11 +186,7 @@ describe('BackendClient', () => {
     const backend = await startRawBackend(async (socket) => {
       heads.push(await readRequestHead(socket));
     });
-    const client = createClient(backend.url);
-    t.after(async () => {
-      await client.destroy();
-      await backend.close();
-    });
+    const client = await clientTo(t, backend);
     const body = new PassThrough();
     const collector = new Collector();
     client.dispatch(options({ method: 'POST', body }), collector as never);
@@ -202,11 +198,7 @@ describe('BackendClient', () => {
 
   it('a body that runs past its declared length fails as a length mismatch', async (t) => {
     const backend = await startHttpBackend(ECHO);
-    const client = createClient(backend.url);
-    t.after(async () => {
-      await client.destroy();
-      await backend.close();
-    });
+    const client = await clientTo(t, backend);
     await assert.rejects(send(client, { method: 'PUT', headers: { host: 't', 'content-length': '2' }, body: Readable.from([Buffer.from('abc')]) }), {
       code: 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
     });
@@ -217,11 +209,7 @@ describe('BackendClient', () => {
       res.statusCode = 413;
       res.end('too big');
     });
-    const client = createClient(backend.url);
-    t.after(async () => {
-      await client.destroy();
-      await backend.close();
-    });
+    const client = await clientTo(t, backend);
     const body = new PassThrough();
     body.write('first part');
     const answer = await send(client, { method: 'POST', body });
@@ -233,11 +221,7 @@ describe('BackendClient', () => {
 
   it('a request header with CR or LF is refused before a byte is written; the connection stays usable', async (t) => {
     const backend = await startHttpBackend(ECHO);
-    const client = createClient(backend.url);
-    t.after(async () => {
-      await client.destroy();
-      await backend.close();
-    });
+    const client = await clientTo(t, backend);
     await send(client);
     await assert.rejects(send(client, { headers: { host: 't', 'x-bad': 'a\r\nInjected: yes' } }), { code: 'UND_ERR_INVALID_ARG' });
     await assert.rejects(send(client, { path: '/a b' }), { code: 'UND_ERR_INVALID_ARG' });
@@ -256,11 +240,7 @@ describe('BackendClient', () => {
         if (head.startsWith('GET /rest-later')) setTimeout(() => socket.write('defghij'), 400);
       }
     });
-    const client = createClient(backend.url);
-    t.after(async () => {
-      await client.destroy();
-      await backend.close();
-    });
+    const client = await clientTo(t, backend);
     await assert.rejects(send(client, { path: '/silent', headersTimeout: 150 }), { code: 'UND_ERR_HEADERS_TIMEOUT' });
     await assert.rejects(send(client, { path: '/stall', bodyTimeout: 150 }), { code: 'UND_ERR_BODY_TIMEOUT' });
 
@@ -292,11 +272,7 @@ describe('BackendClient', () => {
         if (served === 1) setTimeout(() => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled'), 30);
       }
     });
-    const client = createClient(backend.url);
-    t.after(async () => {
-      await client.destroy();
-      await backend.close();
-    });
+    const client = await clientTo(t, backend);
     assert.equal((await send(client)).body, 'answer1');
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.equal((await send(client)).body, 'answer2');
