@@ -24,7 +24,7 @@ import type { Socket } from 'node:net';
 import type { buildConnector, Dispatcher } from 'undici';
 import { loadPool, type Pool } from '../proxy/undici-parts.js';
 import { BackendConnection, type ConnectionOwner } from './backend-connection.js';
-import { ClientError, clientDestroyed } from './client-errors.js';
+import { clientClosed, clientDestroyed, socketError } from './client-errors.js';
 import type { BackendRequestOptions, ExchangeHandler } from './exchange-handler.js';
 import { ResponseParser } from './response-parser.js';
 
@@ -93,7 +93,7 @@ export class BackendClient implements ConnectionOwner {
       return;
     }
     if (this.#closing) {
-      handler.onExchangeError(this.#destroyed ? clientDestroyed() : new ClientError('UND_ERR_CLOSED', 'The client is closed'));
+      handler.onExchangeError(this.#destroyed ? clientDestroyed() : clientClosed());
       return;
     }
     const connection = this.#takeIdle();
@@ -160,7 +160,7 @@ export class BackendClient implements ConnectionOwner {
   closeExpired(): void {
     const now = performance.now();
     const idle = this.#idle;
-    // Oldest first: the first one still fresh ends the sweep of those behind it, most of the time.
+    // Every one is checked: a backend's Keep-Alive hint gives its connections a keep-alive of their own.
     for (let i = 0; i < idle.length; ) {
       const connection = idle[i]!;
       if (now - connection.idleSince < connection.keepAliveMs) i++;
@@ -199,7 +199,7 @@ export class BackendClient implements ConnectionOwner {
     this.#options.connect(this.#connectOptions, (err, socket) => {
       this.#connecting--;
       if (err !== null || socket === null) {
-        this.#connectFailed(err ?? new ClientError('UND_ERR_SOCKET', 'no socket'));
+        this.#connectFailed(err ?? socketError('the connector gave neither a socket nor an error'));
         return;
       }
       if (this.#destroyed) {

@@ -44,7 +44,12 @@ export function requestAborted(): ClientError {
   return new ClientError('UND_ERR_ABORTED', 'Request aborted');
 }
 
-/** The client was closed or destroyed (a reload dropped the backend, shutdown). */
+/** A request came after the client was closed (a reload replaced it as it was sent). */
+export function clientClosed(): ClientError {
+  return new ClientError('UND_ERR_CLOSED', 'The client is closed');
+}
+
+/** The client was destroyed (shutdown past its grace) with the request still in it. */
 export function clientDestroyed(): ClientError {
   return new ClientError('UND_ERR_DESTROYED', 'The client is destroyed');
 }
