@@ -3,8 +3,9 @@
  * (no pipelining: a response that arrives before its request was sent is
  * a protocol error, never the next request's answer).
  *
- * Per request it costs one head string, one write (two, corked, with a
- * Buffer body) and the parser's callbacks; the listeners, the parser and the
+ * Per request it costs one head string, one write (two with a Buffer
+ * body), held corked to the end of the event loop's turn (see
+ * src/proxy/turn-end.ts), and the parser's callbacks; the listeners, the parser and the
  * timer belong to the connection and are made once. The timer times the
  * request phase: from the write to the response head (`headersTimeout`;
  * a streamed request body restarts it with each piece sent, so a long
@@ -24,6 +25,7 @@ import type { Readable } from 'node:stream';
 import { bodyTimeout, headersTimeout, requestAborted, requestLengthMismatch, socketError } from './client-errors.js';
 import type { BackendRequestOptions, ExchangeHandler, RequestControl } from './exchange-handler.js';
 import { CHUNKED, declaredLength, NO_BODY, requestHead } from './request-head.js';
+import { runAtTurnEnd, type TurnEndTask } from '../proxy/turn-end.js';
 import type { NativeParser, ParserClass } from './response-parser.js';
 
 /** What the connection tells the client that owns it. */
@@ -85,7 +87,7 @@ const CRLF = '\r\n';
 const LAST_CHUNK = '0\r\n\r\n';
 const TIMEOUT_IN_KEEP_ALIVE = /timeout=(\d+)/i;
 
-export class BackendConnection implements RequestControl {
+export class BackendConnection implements RequestControl, TurnEndTask {
   readonly #owner: ConnectionOwner;
   readonly socket: Socket;
   readonly #parser: ConnectionParser;
@@ -177,18 +179,25 @@ export class BackendConnection implements RequestControl {
     const socket = this.socket;
     if (body === null) {
       this.#requestSent = true;
+      socket.cork();
       socket.write(head, 'latin1');
+      runAtTurnEnd(this);
     } else if (Buffer.isBuffer(body)) {
       this.#requestSent = true;
       socket.cork();
       socket.write(head, 'latin1');
       if (body.length > 0) socket.write(body);
-      socket.uncork();
+      runAtTurnEnd(this);
     } else {
       this.#requestSent = false;
       this.#unsentHead = head;
       this.#sendBody(body, framing);
     }
+  }
+
+  /** The request written by start() leaves with the rest of this turn's writes (src/proxy/turn-end.ts). */
+  atTurnEnd(): void {
+    this.socket.uncork();
   }
 
   abort(handler: ExchangeHandler, err: Error): void {

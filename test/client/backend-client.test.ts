@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
+import { setImmediate as nextCheckPhase } from 'node:timers/promises';
 import { BackendClient } from '../../src/client/backend-client.js';
 import type { BackendRequestOptions, ExchangeHandler, RequestControl } from '../../src/client/exchange-handler.js';
 import { createBackendConnector } from '../../src/pool/backend-connector.js';
@@ -148,6 +149,22 @@ describe('BackendClient', () => {
     assert.deepEqual(new Set(answers.map((a) => a.body)), new Set(['ok']));
     assert.equal(most, 3, 'three requests at the backend at most');
     assert.equal(backend.accepted, 3, 'the first connection reused, two more opened, none past the limit');
+  });
+
+  it('holds a request to the end of the event loop turn, then sends it with the rest of the turn\'s writes', async (t) => {
+    const backend = await startHttpBackend((_req, res) => res.end('ok'));
+    const client = await clientTo(t, backend, 1);
+    assert.equal((await send(client)).body, 'ok', 'a first request opens the connection');
+    const collector = new Collector();
+    client.dispatch(options(), collector as never);
+    // The idle connection took it at once: its head is written, but held in the corked socket.
+    const socket = (collector.control as unknown as { socket: Socket }).socket;
+    assert.equal(socket.writableCorked, 1);
+    assert.ok(socket.writableLength > 0, 'the head waits in the socket');
+    await nextCheckPhase();
+    assert.equal(socket.writableCorked, 0);
+    assert.equal(socket.writableLength, 0, 'the head was handed to the kernel');
+    assert.equal((await within(collector.answer, 5000, 'the answer')).body, 'ok');
   });
 
   it('stops reusing a connection when the backend\'s Keep-Alive timeout (less a second) has passed', async (t) => {
