@@ -28,6 +28,7 @@ import type { Backend } from '../pool/backend.js';
 import { BackendResponse, type ProxyContext } from '../pipeline/context.js';
 import { failedOnUsedSocket } from './backend-socket.js';
 import { responseHeaders } from './hop-by-hop.js';
+import { runAtTurnEnd, type TurnEndTask } from './turn-end.js';
 import { latin1 } from './latin1.js';
 import { isLocalFault, upstreamError } from './upstream-errors.js';
 
@@ -113,7 +114,7 @@ class UndiciControl implements RequestControl {
 /** Called with every failed exchange, for passive health detection. */
 export type FailureListener = (exchange: UpstreamExchange, err: LbError) => void;
 
-export class UpstreamExchange implements BackendHandler {
+export class UpstreamExchange implements BackendHandler, TurnEndTask {
   /** Settles when the response head is in (and is ctx.response) or the attempt failed. */
   readonly head: Promise<void>;
   #resolve!: () => void;
@@ -293,15 +294,13 @@ export class UpstreamExchange implements BackendHandler {
   attach(res: ServerResponse, stallMs: number): void {
     this.#res = res;
     this.#stallMs = stallMs;
-    const held = this.#held;
-    this.#held = undefined;
     if (this.#error === undefined && this.#ended) {
-      // The whole body is in: one end() writes head and body together.
-      if (held === undefined) res.end();
-      else if (this.#heldBytes <= SMALL_BODY_AS_TEXT) res.end(latin1Text(held), 'latin1');
-      else res.end(held.length === 1 ? held[0] : Buffer.concat(held, this.#heldBytes));
+      // The whole body is in: one end() writes head and body together, with the rest of this turn's writes.
+      runAtTurnEnd(this);
       return;
     }
+    const held = this.#held;
+    this.#held = undefined;
     let writable = true;
     if (held !== undefined) for (let i = 0; i < held.length; i++) writable = res.write(held[i]!);
     if (!writable) this.#watchStall();
@@ -310,6 +309,18 @@ export class UpstreamExchange implements BackendHandler {
       if (writable) this.#onDrain();
       else res.once('drain', this.#drainHandler());
     }
+  }
+
+  /** Writes the whole response that attach() held to the turn's end (src/proxy/turn-end.ts). */
+  atTurnEnd(): void {
+    const res = this.#res!;
+    const held = this.#held;
+    this.#held = undefined;
+    // Cancelled since (the client went away): a clean short response must not stand in for the real one.
+    if (this.#cancelled) res.destroy();
+    else if (held === undefined) res.end();
+    else if (this.#heldBytes <= SMALL_BODY_AS_TEXT) res.end(latin1Text(held), 'latin1');
+    else res.end(held.length === 1 ? held[0] : Buffer.concat(held, this.#heldBytes));
   }
 
   /** The client just fell behind (a write was buffered over the limit): it has `stallMs` to catch up. */
