@@ -25,7 +25,7 @@ import type { Readable } from 'node:stream';
 import { bodyTimeout, headersTimeout, requestAborted, requestLengthMismatch, socketError } from './client-errors.js';
 import type { BackendRequestOptions, ExchangeHandler, RequestControl } from './exchange-handler.js';
 import { CHUNKED, declaredLength, NO_BODY, requestHead } from './request-head.js';
-import { runAtTurnEnd, type TurnEndTask } from '../proxy/turn-end.js';
+import { backendRequestEnded, backendRequestStarted, batchWithTurn, type TurnEndTask } from '../proxy/turn-end.js';
 import type { NativeParser, ParserClass } from './response-parser.js';
 
 /** What the connection tells the client that owns it. */
@@ -181,18 +181,20 @@ export class BackendConnection implements RequestControl, TurnEndTask {
       this.#requestSent = true;
       socket.cork();
       socket.write(head, 'latin1');
-      runAtTurnEnd(this);
+      batchWithTurn(this);
     } else if (Buffer.isBuffer(body)) {
       this.#requestSent = true;
       socket.cork();
       socket.write(head, 'latin1');
       if (body.length > 0) socket.write(body);
-      runAtTurnEnd(this);
+      batchWithTurn(this);
     } else {
       this.#requestSent = false;
       this.#unsentHead = head;
       this.#sendBody(body, framing);
     }
+    // Counted after its own write was batched: what is counted is the other requests a write could share its turn with.
+    backendRequestStarted();
   }
 
   /** The request written by start() leaves with the rest of this turn's writes (src/proxy/turn-end.ts). */
@@ -429,6 +431,7 @@ export class BackendConnection implements RequestControl, TurnEndTask {
   }
 
   #endRequest(): void {
+    if (this.#phase >= AWAITING_HEAD) backendRequestEnded();
     this.#handler = undefined;
     this.#options = undefined;
     this.#phase = IDLE;

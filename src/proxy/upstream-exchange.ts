@@ -28,7 +28,7 @@ import type { Backend } from '../pool/backend.js';
 import { BackendResponse, type ProxyContext } from '../pipeline/context.js';
 import { failedOnUsedSocket } from './backend-socket.js';
 import { responseHeaders } from './hop-by-hop.js';
-import { runAtTurnEnd, type TurnEndTask } from './turn-end.js';
+import { batchWithTurn, type TurnEndTask } from './turn-end.js';
 import { latin1 } from './latin1.js';
 import { isLocalFault, upstreamError } from './upstream-errors.js';
 
@@ -296,7 +296,7 @@ export class UpstreamExchange implements BackendHandler, TurnEndTask {
     this.#stallMs = stallMs;
     if (this.#error === undefined && this.#ended) {
       // The whole body is in: one end() writes head and body together, with the rest of this turn's writes.
-      runAtTurnEnd(this);
+      batchWithTurn(this);
       return;
     }
     const held = this.#held;

@@ -151,20 +151,26 @@ describe('BackendClient', () => {
     assert.equal(backend.accepted, 3, 'the first connection reused, two more opened, none past the limit');
   });
 
-  it('holds a request to the end of the event loop turn, then sends it with the rest of the turn\'s writes', async (t) => {
+  it('holds a request written while another is in flight to the end of the event loop turn; a lone one goes at once', async (t) => {
     const backend = await startHttpBackend((_req, res) => res.end('ok'));
-    const client = await clientTo(t, backend, 1);
-    assert.equal((await send(client)).body, 'ok', 'a first request opens the connection');
-    const collector = new Collector();
-    client.dispatch(options(), collector as never);
-    // The idle connection took it at once: its head is written, but held in the corked socket.
-    const socket = (collector.control as unknown as { socket: Socket }).socket;
-    assert.equal(socket.writableCorked, 1);
-    assert.ok(socket.writableLength > 0, 'the head waits in the socket');
+    const client = await clientTo(t, backend, 2);
+    await Promise.all([send(client), send(client)]);
+    assert.equal(backend.accepted, 2, 'two idle connections to take the next two requests at once');
+    const lone = new Collector();
+    const second = new Collector();
+    client.dispatch(options(), lone as never);
+    client.dispatch(options(), second as never);
+    const socketOf = (c: Collector): Socket => (c.control as unknown as { socket: Socket }).socket;
+    // Nothing else was in flight: the first request was handed to the kernel at once.
+    assert.equal(socketOf(lone).writableCorked, 0);
+    assert.equal(socketOf(lone).writableLength, 0);
+    // The second could share its turn with the first one's answer: its head waits in the corked socket.
+    assert.equal(socketOf(second).writableCorked, 1);
+    assert.ok(socketOf(second).writableLength > 0, 'the head waits in the socket');
     await nextCheckPhase();
-    assert.equal(socket.writableCorked, 0);
-    assert.equal(socket.writableLength, 0, 'the head was handed to the kernel');
-    assert.equal((await within(collector.answer, 5000, 'the answer')).body, 'ok');
+    assert.equal(socketOf(second).writableCorked, 0);
+    assert.equal(socketOf(second).writableLength, 0, 'the head was handed to the kernel');
+    for (const c of [lone, second]) assert.equal((await within(c.answer, 5000, 'the answer')).body, 'ok');
   });
 
   it('stops reusing a connection when the backend\'s Keep-Alive timeout (less a second) has passed', async (t) => {
