@@ -11,6 +11,12 @@
  * exit goes through exitProcess(): the log gets a bounded time to drain,
  * and what a reader did not take by then is dropped.
  *
+ * While the reader is stalled, what is logged waits in memory, up to
+ * LOG_BACKLOG_MAX; lines past that are dropped and counted (sonic-boom's
+ * maxLength), and once the reader has caught up one warning says how
+ * many were lost. HAProxy drops log lines the same way rather than wait
+ * for a log server.
+ *
  * A cluster's workers log to pipes of their own, which the primary copies
  * into its log (cluster/worker-output.ts): only the primary writes stdout,
  * so only its writes meet the reader, and its exit covers theirs.
@@ -21,12 +27,17 @@ import type { RootLogger } from './switchyard.js';
 /** How long an exit waits for the log to drain; a reader that takes longer is stalled. */
 const EXIT_LOG_GRACE_MS = 1000;
 
+/** Log bytes held for a reader that does not keep up; lines past this are dropped and counted. */
+export const LOG_BACKLOG_MAX = 4 * 1024 * 1024;
+
 /** The part of pino's stdout stream (sonic-boom) an exit and a relay need. */
 interface LogStream {
   write(text: string): boolean;
   end(): void;
   destroy(): void;
   once(event: 'close', listener: () => void): unknown;
+  on(event: 'drop', listener: (data: string | Buffer) => void): unknown;
+  on(event: 'drain', listener: () => void): unknown;
 }
 
 let destination: LogStream | undefined;
@@ -34,13 +45,30 @@ let exiting = false;
 /** Output still being copied into the log (a worker's pipe, until it ends): an exit waits for it within its grace. */
 const copying = new Set<Promise<void>>();
 
+/** Lines in what was dropped: one of pino's, or several copied from a worker. */
+function countLines(data: string | Buffer): number {
+  let lines = 0;
+  for (let at = data.indexOf('\n'); at !== -1; at = data.indexOf('\n', at + 1)) lines++;
+  return Math.max(lines, 1);
+}
+
 /** The process's logger on stdout; call once per process. */
 export function createProcessLogger(level: string): RootLogger {
-  const logger = pino({ name: 'switchyard', level });
-  // pino's own default stream, exactly as before (for a pipe, fd 1 non-blocking:
-  // a stalled reader makes writes wait on a timer, not hold a libuv thread that
-  // exit would wait for), only held so that an exit can settle it.
-  destination = (logger as unknown as Record<symbol, LogStream>)[pino.symbols.streamSym];
+  // pino's default stream (for a pipe, fd 1 non-blocking: a stalled reader
+  // makes writes wait on a timer, not hold a libuv thread that exit would
+  // wait for), with a bound on what waits for the reader.
+  const stream = pino.destination({ dest: process.stdout.fd ?? 1, maxLength: LOG_BACKLOG_MAX }) as unknown as LogStream;
+  const logger = pino({ name: 'switchyard', level }, stream as unknown as pino.DestinationStream);
+  destination = stream;
+  let dropped = 0;
+  stream.on('drop', (data) => (dropped += countLines(data)));
+  // 'drain': everything held was written, so the reader reads again and the warning has room.
+  stream.on('drain', () => {
+    if (dropped === 0) return;
+    const lines = dropped;
+    dropped = 0;
+    logger.warn({ dropped: lines }, `${lines} log lines were dropped: the log reader fell ${LOG_BACKLOG_MAX / 1024 / 1024} MB behind. Check what reads this process's stdout`);
+  });
   return logger as unknown as RootLogger;
 }
 

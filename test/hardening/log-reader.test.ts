@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startBackend } from '../../src/testing.js';
 import { CLI } from '../helpers/lb-process.js';
+import { LOG_BACKLOG_MAX } from '../../src/server/process-log.js';
 import { request } from '../helpers/http-client.js';
 import { within } from '../helpers/waiting.js';
 import { alive, eventually } from '../cluster/support.js';
@@ -134,5 +135,77 @@ for (const workers of [1, 2]) {
       assert.equal(code, 0);
       await assertNoWorkerLeft(workerPids);
     });
+  });
+}
+
+/** Logs 6 MB when it is created (384 lines of 16 KB): more than the 4 MB held for a stalled reader. */
+const FLOOD_PLUGIN = FILLER_PLUGIN.replace("name: 'filler'", "name: 'flood'").replace('i < 64', 'i < 384');
+const FLOOD_LINES = 384;
+
+/** A log reader that reads nothing until SIGUSR2, then copies everything to its stdout. */
+const LATE_READER = `process.on('SIGUSR2', () => process.stdin.pipe(process.stdout)); setInterval(() => {}, 1000);`;
+
+for (const workers of [1, 2]) {
+  const what = workers === 1 ? 'lb' : `lb with workers = ${workers}`;
+
+  test(`a log reader that falls 4 MB behind: ${what} drops the lines past that, and says how many once the reader catches up`, async () => {
+    const backend = await startBackend('b1');
+    const dir = await mkdtemp(join(tmpdir(), 'switchyard-log-flood-'));
+    const reader = spawn(process.execPath, ['-e', LATE_READER], { stdio: ['pipe', 'pipe', 'ignore'] });
+    let lb: ChildProcess | undefined;
+    try {
+      const port = await freePort();
+      const file = join(dir, 'lb.toml');
+      await writeFile(join(dir, 'flood.mjs'), FLOOD_PLUGIN);
+      await writeFile(
+        file,
+        `[server]\nlisten = "127.0.0.1:${port}"\nworkers = ${workers}\n[pools.web]\nbackends = [{ url = "${backend.url}" }]\n[[pipeline]]\nplugin = "./flood.mjs"\n`,
+      );
+      lb = spawn(process.execPath, [CLI, 'run', '-c', file, '--no-watch'], { stdio: ['ignore', reader.stdin!, 'pipe'], detached: true });
+      reader.stdin!.destroy();
+      let stderr = '';
+      lb.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
+      let out = '';
+      reader.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+      const url = `http://127.0.0.1:${port}`;
+      await eventually(`lb serving: ${stderr}`, 15_000, async () => (await request(`${url}/`).catch(() => undefined))?.body);
+      for (let i = 0; i < 4; i++) assert.equal((await request(`${url}/`)).body, 'b1', 'serving while the reader reads nothing');
+      reader.kill('SIGUSR2');
+      // Each worker floods as it starts, so a later worker's drops can come in a warning of their own.
+      const lines = (): string[] => out.split('\n').filter((line) => line !== '');
+      const count = () => {
+        let kept = 0;
+        let dropped = 0;
+        for (const line of lines()) {
+          if (line.includes('"filler line ')) kept++;
+          else if (line.includes('"dropped":')) dropped += (JSON.parse(line) as { dropped: number }).dropped;
+        }
+        return { kept, dropped };
+      };
+      const { kept, dropped } = await eventually(`every flood line read or counted as dropped (${JSON.stringify(count())}): ${stderr}`, 15_000, async () => {
+        const c = count();
+        return c.kept + c.dropped >= FLOOD_LINES * workers ? c : undefined;
+      });
+      assert.ok(dropped > 0, 'lines were dropped');
+      // Whole lines only: a dropped line is dropped whole.
+      for (const line of lines()) JSON.parse(line);
+      // 4 MB held and 64 KB in the pipe (a cluster's later workers may flood after the reader came back).
+      if (workers === 1) assert.ok(kept <= (LOG_BACKLOG_MAX + 64 * 1024) / (16 * 1024) + 2, `${kept} flood lines came through`);
+      const exited = once(lb, 'exit');
+      lb.kill('SIGTERM');
+      const [code] = await within(exited, 8000, `${what} did not exit within 8 s of SIGTERM: ${stderr}`);
+      assert.equal(code, 0);
+    } finally {
+      if (lb !== undefined && lb.exitCode === null) {
+        try {
+          process.kill(-lb.pid!, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
+      reader.kill('SIGKILL');
+      await backend.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 }
