@@ -4,8 +4,9 @@
  * a protocol error, never the next request's answer).
  *
  * Per request it costs one head string, one write (two with a Buffer
- * body), held corked to the end of the event loop's turn (see
- * src/proxy/turn-end.ts), and the parser's callbacks; the listeners, the parser and the
+ * body; held corked to the end of the event loop's turn while other
+ * requests are in flight, see src/proxy/turn-end.ts) and the parser's
+ * callbacks; the listeners, the parser and the
  * timer belong to the connection and are made once. The timer times the
  * request phase: from the write to the response head (`headersTimeout`;
  * a streamed request body restarts it with each piece sent, so a long
@@ -22,10 +23,10 @@
  */
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import { backendRequestEnded, backendRequestStarted, batchWithTurn, type TurnEndTask } from '../proxy/turn-end.js';
 import { bodyTimeout, headersTimeout, requestAborted, requestLengthMismatch, socketError } from './client-errors.js';
 import type { BackendRequestOptions, ExchangeHandler, RequestControl } from './exchange-handler.js';
 import { CHUNKED, declaredLength, NO_BODY, requestHead } from './request-head.js';
-import { backendRequestEnded, backendRequestStarted, batchWithTurn, type TurnEndTask } from '../proxy/turn-end.js';
 import type { NativeParser, ParserClass } from './response-parser.js';
 
 /** What the connection tells the client that owns it. */
@@ -197,7 +198,7 @@ export class BackendConnection implements RequestControl, TurnEndTask {
     backendRequestStarted();
   }
 
-  /** The request written by start() leaves with the rest of this turn's writes (src/proxy/turn-end.ts). */
+  /** The request start() wrote leaves with the rest of this turn's writes (src/proxy/turn-end.ts). */
   atTurnEnd(): void {
     this.socket.uncork();
   }

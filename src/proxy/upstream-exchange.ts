@@ -28,8 +28,8 @@ import type { Backend } from '../pool/backend.js';
 import { BackendResponse, type ProxyContext } from '../pipeline/context.js';
 import { failedOnUsedSocket } from './backend-socket.js';
 import { responseHeaders } from './hop-by-hop.js';
-import { batchWithTurn, type TurnEndTask } from './turn-end.js';
 import { latin1 } from './latin1.js';
+import { batchWithTurn, type TurnEndTask } from './turn-end.js';
 import { isLocalFault, upstreamError } from './upstream-errors.js';
 
 /** Body bytes held before the response head is written; past this the backend socket is paused. */
