@@ -142,8 +142,8 @@ for (const workers of [1, 2]) {
 const FLOOD_PLUGIN = FILLER_PLUGIN.replace("name: 'filler'", "name: 'flood'").replace('i < 64', 'i < 384');
 const FLOOD_LINES = 384;
 
-/** A log reader that reads nothing until SIGUSR2, then copies everything to its stdout. */
-const LATE_READER = `process.on('SIGUSR2', () => process.stdin.pipe(process.stdout)); setInterval(() => {}, 1000);`;
+/** A log reader that reads nothing until SIGUSR2, then copies everything to its stdout; says "ready" on stderr once it can take the signal. */
+const LATE_READER = `process.on('SIGUSR2', () => process.stdin.pipe(process.stdout)); setInterval(() => {}, 1000); process.stderr.write('ready\\n');`;
 
 for (const workers of [1, 2]) {
   const what = workers === 1 ? 'lb' : `lb with workers = ${workers}`;
@@ -151,9 +151,11 @@ for (const workers of [1, 2]) {
   test(`a log reader that falls 4 MB behind: ${what} drops the lines past that, and says how many once the reader catches up`, async () => {
     const backend = await startBackend('b1');
     const dir = await mkdtemp(join(tmpdir(), 'switchyard-log-flood-'));
-    const reader = spawn(process.execPath, ['-e', LATE_READER], { stdio: ['pipe', 'pipe', 'ignore'] });
+    const reader = spawn(process.execPath, ['-e', LATE_READER], { stdio: ['pipe', 'pipe', 'pipe'] });
     let lb: ChildProcess | undefined;
     try {
+      // Before its handler is installed, SIGUSR2 would kill it.
+      await within(once(reader.stderr!, 'data'), 10_000, 'the log reader to start');
       const port = await freePort();
       const file = join(dir, 'lb.toml');
       await writeFile(join(dir, 'flood.mjs'), FLOOD_PLUGIN);
