@@ -14,7 +14,7 @@
  *
  * Measured on the 2-core bench VM (bench/RESULTS.md, "Writes held to the
  * end of the event loop's turn"): at 64 connections, kernel time per
- * proxied request fell from about 30 µs to 19–20, and req/s went from
+ * proxied request fell from 30–37 µs to 19–20, and req/s went from
  * 1.02–1.04× the minimal undici proxy to 1.30–1.33× in paired rounds. A
  * write waits at most for the rest of its turn's callbacks.
  *
