@@ -18,13 +18,13 @@
 // Switchyard runs round-robin + headers + retry, as in bench/run.mjs.
 //
 // Every process started here is stopped on exit, on error and on Ctrl-C.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from './free-port.mjs';
+import { start, startNginxBackends, waitReady } from './local-processes.mjs';
 import { MAIN_PIPELINE, ROOT, switchyardToml } from './switchyard-config.mjs';
 
 const { values: opts } = parseArgs({
@@ -45,48 +45,6 @@ const missing = ['wrk', 'nginx', 'taskset'].filter((t) => spawnSync('sh', ['-c',
 if (missing.length > 0) {
   console.error(`missing: ${missing.join(', ')} (Debian: apt-get install wrk nginx-light util-linux)`);
   process.exit(1);
-}
-
-const children = new Set();
-function start(argv, env = {}) {
-  const child = spawn('taskset', ['-c', argv.cpu, ...argv.cmd], { stdio: ['ignore', 'ignore', 'pipe'], detached: true, env: { ...process.env, ...env } });
-  let err = '';
-  child.stderr.on('data', (c) => (err += c));
-  child.err = () => err;
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-function killAll() {
-  for (const child of children) {
-    try {
-      process.kill(-child.pid, 'SIGKILL');
-    } catch {}
-  }
-}
-process.on('exit', killAll);
-process.on('SIGINT', () => process.exit(130));
-process.on('SIGTERM', () => process.exit(143));
-
-function get(port) {
-  return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 1000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode === 200));
-    });
-    req.on('error', () => resolve(false));
-    req.on('timeout', () => req.destroy());
-  });
-}
-
-async function waitReady(port, what, child) {
-  const until = Date.now() + 15_000;
-  while (Date.now() < until) {
-    if (await get(port)) return;
-    if (child.exitCode !== null) throw new Error(`${what} exited: ${child.err()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what} did not answer on ${port} within 15 s: ${child.err()}`);
 }
 
 /** [user, system] CPU time of `pid` so far, in µs. */
@@ -115,35 +73,16 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-const BODY = 'switchyard-bench-'.padEnd(99, 'x');
 const dir = mkdtempSync(join(os.tmpdir(), 'lb-paired-bench-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
 const backendPorts = [await freePort(), await freePort(), await freePort()];
 const backends = backendPorts.map((p) => `http://127.0.0.1:${p}`);
-writeFileSync(
-  join(dir, 'nginx.conf'),
-  `worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/nginx-error.log warn;
-${process.getuid?.() === 0 ? 'user root;' : ''}
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  keepalive_requests 10000000;
-  keepalive_timeout 75s;
-  ${backendPorts.map((p) => `server { listen 127.0.0.1:${p}; location / { default_type text/plain; return 200 "${BODY}\\n"; } }`).join('\n  ')}
-}
-`,
-);
-const nginx = start({ cpu: LOAD_CPU, cmd: ['nginx', '-p', dir, '-e', join(dir, 'nginx-error.log'), '-c', join(dir, 'nginx.conf')] });
-for (const p of backendPorts) await waitReady(p, 'nginx', nginx);
+await startNginxBackends(dir, backendPorts, ['taskset', '-c', LOAD_CPU]);
 
 const targets = [];
 const minimalPort = await freePort();
-targets.push({ name: 'undici-minimal', port: minimalPort, child: start({ cpu: PROXY_CPU, cmd: ['node', join(ROOT, 'bench/peers/undici-minimal.mjs'), String(minimalPort), ...backends] }) });
+targets.push({ name: 'undici-minimal', port: minimalPort, child: start('taskset', ['-c', PROXY_CPU, 'node', join(ROOT, 'bench/peers/undici-minimal.mjs'), String(minimalPort), ...backends]) });
 for (const spec of opts.build) {
   const [name, rest] = spec.split(/=(.*)/s);
   const [buildDir, variable] = rest.split(/:(.*)/s);
@@ -153,7 +92,7 @@ for (const spec of opts.build) {
   writeFileSync(toml, switchyardToml(port, backends, MAIN_PIPELINE));
   const cli = join(isAbsolute(buildDir) ? buildDir : join(ROOT, buildDir), 'src/cli.js');
   // As bin/lb starts it.
-  const child = start({ cpu: PROXY_CPU, cmd: ['node', '--max-semi-space-size=8', cli, 'run', '--no-watch', '--log-level', 'warn', '-c', toml] }, env);
+  const child = start('taskset', ['-c', PROXY_CPU, 'node', '--max-semi-space-size=8', cli, 'run', '--no-watch', '--log-level', 'warn', '-c', toml], env);
   targets.push({ name, port, child });
 }
 for (const t of targets) await waitReady(t.port, t.name, t.child);

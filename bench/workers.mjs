@@ -14,13 +14,13 @@
 // accepts every connection and passes it to a worker over IPC.
 //
 // Every process started here is stopped on exit, on error and on Ctrl-C.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from './free-port.mjs';
+import { start, startNginxBackends, waitReady } from './local-processes.mjs';
 import { MAIN_PIPELINE, ROOT, switchyardToml } from './switchyard-config.mjs';
 
 // The lb command as users run it (bin/lb; LB_NODE_FLAGS, if set, reaches node and its workers).
@@ -36,48 +36,6 @@ const { values: opts } = parseArgs({
 });
 const ROUNDS = Number(opts.rounds);
 const DURATION = Number(opts.duration);
-
-const children = new Set();
-function start(cmd, args, env = {}) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true, env: { ...process.env, ...env } });
-  let err = '';
-  child.stderr.on('data', (c) => (err += c));
-  child.err = () => err;
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-function killAll() {
-  for (const child of children) {
-    try {
-      process.kill(-child.pid, 'SIGKILL');
-    } catch {}
-  }
-}
-process.on('exit', killAll);
-process.on('SIGINT', () => process.exit(130));
-process.on('SIGTERM', () => process.exit(143));
-
-function get(port) {
-  return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 1000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode === 200));
-    });
-    req.on('error', () => resolve(false));
-    req.on('timeout', () => req.destroy());
-  });
-}
-
-async function waitReady(port, what, child) {
-  const until = Date.now() + 15_000;
-  while (Date.now() < until) {
-    if (await get(port)) return;
-    if (child.exitCode !== null) throw new Error(`${what} exited: ${child.err()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what} did not answer on ${port} within 15 s: ${child.err()}`);
-}
 
 /** utime + stime of `pid` and its children (the cluster's workers), in clock ticks. */
 function treeTicks(pid) {
@@ -111,29 +69,11 @@ function parseWrk(out) {
   };
 }
 
-const BODY = 'switchyard-bench-'.padEnd(99, 'x');
 const dir = mkdtempSync(join(os.tmpdir(), 'lb-workers-bench-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
 const ports = [await freePort(), await freePort(), await freePort()];
-writeFileSync(
-  join(dir, 'nginx.conf'),
-  `worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/nginx-error.log warn;
-${process.getuid?.() === 0 ? 'user root;' : ''}
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  keepalive_requests 10000000;
-  ${ports.map((p) => `server { listen 127.0.0.1:${p}; location / { default_type text/plain; return 200 "${BODY}\\n"; } }`).join('\n  ')}
-}
-`,
-);
-const nginx = start('nginx', ['-p', dir, '-e', join(dir, 'nginx-error.log'), '-c', join(dir, 'nginx.conf')]);
-for (const p of ports) await waitReady(p, 'nginx', nginx);
+await startNginxBackends(dir, ports);
 
 const targets = [
   { name: 'workers = 1', workers: 1, env: {} },
