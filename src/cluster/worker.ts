@@ -285,7 +285,8 @@ export class ClusterWorker {
 export function runWorker(): void {
   const id = Number(process.env[WORKER_ENV.id]);
   const level = process.env[WORKER_ENV.logLevel] ?? 'info';
-  const logger = createProcessLogger(level).child({ worker: id });
+  // Unbounded: the primary reads this pipe at once, and bounds (and counts) what it copies on.
+  const logger = createProcessLogger(level, 0).child({ worker: id });
   const worker = new ClusterWorker(id, logger, process.env[WORKER_ENV.connectionsHandedOver] === '1');
   process.on('message', worker.onMessage);
   // A signal sent to the whole process group (Ctrl-C, systemd) reaches the

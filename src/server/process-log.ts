@@ -52,12 +52,18 @@ function countLines(data: string | Buffer): number {
   return Math.max(lines, 1);
 }
 
-/** The process's logger on stdout; call once per process. */
-export function createProcessLogger(level: string): RootLogger {
+/**
+ * The process's logger on stdout; call once per process. `backlogMax` 0:
+ * no bound, for a cluster worker, whose reader is its primary: the primary
+ * reads at once and bounds what it copies on, so a line is dropped in one
+ * place and counted there (a worker's own count of dropped lines would be
+ * one more line the primary could drop).
+ */
+export function createProcessLogger(level: string, backlogMax = LOG_BACKLOG_MAX): RootLogger {
   // pino's default stream (for a pipe, fd 1 non-blocking: a stalled reader
   // makes writes wait on a timer, not hold a libuv thread that exit would
   // wait for), with a bound on what waits for the reader.
-  const stream = pino.destination({ dest: process.stdout.fd ?? 1, maxLength: LOG_BACKLOG_MAX }) as unknown as LogStream;
+  const stream = pino.destination({ dest: process.stdout.fd ?? 1, maxLength: backlogMax }) as unknown as LogStream;
   const logger = pino({ name: 'switchyard', level }, stream as unknown as pino.DestinationStream);
   destination = stream;
   let dropped = 0;

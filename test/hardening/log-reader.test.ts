@@ -184,10 +184,12 @@ for (const workers of [1, 2]) {
         }
         return { kept, dropped };
       };
-      const { kept, dropped } = await eventually(`every flood line read or counted as dropped (${JSON.stringify(count())}): ${stderr}`, 15_000, async () => {
+      const state = (): string =>
+        `${JSON.stringify(count())}; ${out.length} bytes read; reader exit ${reader.exitCode}; lb exit ${lb?.exitCode}; lb stderr: ${stderr}`;
+      const { kept, dropped } = await eventually('every flood line read or counted as dropped', 15_000, async () => {
         const c = count();
         return c.kept + c.dropped >= FLOOD_LINES * workers ? c : undefined;
-      });
+      }).catch((err: Error) => assert.fail(`${err.message}: ${state()}`));
       assert.ok(dropped > 0, 'lines were dropped');
       // Whole lines only: a dropped line is dropped whole.
       for (const line of lines()) JSON.parse(line);
