@@ -285,7 +285,7 @@ export class ClusterWorker {
 export function runWorker(): void {
   const id = Number(process.env[WORKER_ENV.id]);
   const level = process.env[WORKER_ENV.logLevel] ?? 'info';
-  // Unbounded: the primary reads this pipe at once, and bounds (and counts) what it copies on.
+  // 0, unbounded: the primary bounds (and counts) what it copies on (process-log.ts).
   const logger = createProcessLogger(level, 0).child({ worker: id });
   const worker = new ClusterWorker(id, logger, process.env[WORKER_ENV.connectionsHandedOver] === '1');
   process.on('message', worker.onMessage);

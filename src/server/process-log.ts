@@ -52,6 +52,19 @@ function countLines(data: string | Buffer): number {
   return Math.max(lines, 1);
 }
 
+/** Counts the lines `stream` drops, and logs the count once its reader has caught up. */
+function reportDrops(stream: LogStream, logger: RootLogger, backlogMax: number): void {
+  let dropped = 0;
+  stream.on('drop', (data) => (dropped += countLines(data)));
+  // 'drain': everything held was written, so the reader reads again and the warning has room.
+  stream.on('drain', () => {
+    if (dropped === 0) return;
+    const lines = dropped;
+    dropped = 0;
+    logger.warn({ dropped: lines }, `${lines} log lines were dropped: the log reader fell ${backlogMax / 1024 / 1024} MB behind. Check what reads this process's stdout`);
+  });
+}
+
 /**
  * The process's logger on stdout; call once per process. `backlogMax` 0:
  * no bound, for a cluster worker, whose reader is its primary: the primary
@@ -66,15 +79,7 @@ export function createProcessLogger(level: string, backlogMax = LOG_BACKLOG_MAX)
   const stream = pino.destination({ dest: process.stdout.fd ?? 1, maxLength: backlogMax }) as unknown as LogStream;
   const logger = pino({ name: 'switchyard', level }, stream as unknown as pino.DestinationStream);
   destination = stream;
-  let dropped = 0;
-  stream.on('drop', (data) => (dropped += countLines(data)));
-  // 'drain': everything held was written, so the reader reads again and the warning has room.
-  stream.on('drain', () => {
-    if (dropped === 0) return;
-    const lines = dropped;
-    dropped = 0;
-    logger.warn({ dropped: lines }, `${lines} log lines were dropped: the log reader fell ${LOG_BACKLOG_MAX / 1024 / 1024} MB behind. Check what reads this process's stdout`);
-  });
+  if (backlogMax > 0) reportDrops(stream, logger as unknown as RootLogger, backlogMax);
   return logger as unknown as RootLogger;
 }
 
