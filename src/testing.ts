@@ -20,8 +20,8 @@
  * ```
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net, { type AddressInfo } from 'node:net';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -180,11 +180,56 @@ export async function startBackends(count: number, handler?: http.RequestListene
   return out;
 }
 
-/** A port on 127.0.0.1 that was free a moment ago (its socket is closed again). */
+/**
+ * A port on 127.0.0.1 that was free a moment ago (nothing listens on it now).
+ *
+ * It comes from below the kernel's ephemeral range when that range is known
+ * (Linux): a port the kernel handed out itself could be given again, before
+ * the caller binds it, to any outgoing connection on the machine, and tests
+ * running side by side open thousands. Each process walks that range from a
+ * random start, so two processes rarely offer the same port at once.
+ */
 export async function freePort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  const range = await portsBelowEphemeral();
+  if (range) {
+    for (let attempt = 0; attempt < 64; attempt++) {
+      nextPort = nextPort === undefined || nextPort >= range.end ? range.start + Math.floor(Math.random() * (range.end - range.start)) : nextPort + 1;
+      if (await canListen(nextPort)) return nextPort;
+    }
+  }
+  return listenOn(0);
+}
+
+let nextPort: number | undefined;
+let lowPorts: Promise<{ start: number; end: number } | undefined> | undefined;
+
+/** [start, end) between 10000 and the start of the ephemeral range, or undefined where the range is unknown. */
+function portsBelowEphemeral(): Promise<{ start: number; end: number } | undefined> {
+  lowPorts ??= readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').then(
+    (text) => {
+      const low = Number(text.trim().split(/\s+/)[0]);
+      return Number.isInteger(low) && low > 11000 ? { start: 10000, end: low } : undefined;
+    },
+    () => undefined,
+  );
+  return lowPorts;
+}
+
+function canListen(port: number): Promise<boolean> {
+  return listenOn(port).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Listens on 127.0.0.1:`port` (0: any), closes again, and gives the port. */
+function listenOn(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      const bound = (server.address() as AddressInfo).port;
+      server.close(() => resolve(bound));
+    });
+  });
 }
