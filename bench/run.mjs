@@ -5,7 +5,7 @@
 // with the machine.
 //
 //   npm run build && npm run bench                     # quick: GET 100 B at 64 and 8 connections
-//   node bench/run.mjs --scenarios all --rounds 3      # every scenario
+//   node bench/run.mjs --scenarios all                 # every scenario
 //   node bench/run.mjs --plugin-cost                   # Switchyard with each plugin alone vs none
 //   node bench/run.mjs --profile                       # CPU profile of Switchyard under load, summarized
 //   node bench/run.mjs --help
@@ -42,8 +42,9 @@ const HELP = `usage: node bench/run.mjs [options]
                      also: experimental-raw-client, experimental-raw-server, experimental-raw-both)
   --plugin-cost      targets = Switchyard with no plugin, each plugin alone, headers+retry; scenario get64
   --profile          CPU-profile the targets (default: switchyard) under the first scenario (default get64); prints the top self-time functions
-  --rounds N         interleaved rounds per scenario (default 3)
-  --duration S       measured seconds per round (default 10)
+  --rounds N         interleaved rounds per scenario (default 5; more short rounds beat fewer long ones
+                     on a host whose speed drifts: a median of per-round ratios then survives 2 bad rounds)
+  --duration S       measured seconds per round (default 6)
   --warmup S         unmeasured seconds before each measured round (default 2)
   --quiet P          before each round, wait until other processes use at most P% of either core (default 10)
   --quiet-wait S     ... but no longer than S seconds (default 60)
@@ -64,8 +65,8 @@ const { values: opts } = parseArgs({
     targets: { type: 'string' },
     'plugin-cost': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
-    rounds: { type: 'string', default: '3' },
-    duration: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '5' },
+    duration: { type: 'string', default: '6' },
     warmup: { type: 'string', default: '2' },
     'max-noise': { type: 'string', default: '15' },
     quiet: { type: 'string', default: '10' },
@@ -741,14 +742,26 @@ function targetChecks(targets, results) {
   return lines;
 }
 
-function pluginCostTable(targets, summary) {
+/**
+ * Each pipeline against no plugins, as the median of per-round ratios (the
+ * two measured in the same round) as well as of medians: on a host whose
+ * speed moves by more than a plugin costs, only the paired figure means much.
+ */
+function pluginCostTable(targets, summary, rounds) {
   const base = summary['sy-none'];
   if (!base) return '';
-  const lines = ['### Per-plugin cost (GET 100 B, 64 connections; Switchyard with one plugin vs none)', '', '| pipeline | req/s | Δ req/s vs none | p99 ms |', '|---|---:|---:|---:|'];
+  const lines = [
+    '### Per-plugin cost (GET 100 B, 64 connections; Switchyard with one plugin vs none)',
+    '',
+    '| pipeline | req/s | Δ req/s vs none, medians | Δ req/s vs none, per round | p99 ms |',
+    '|---|---:|---:|---:|---:|',
+  ];
+  const pct = (ratio) => `${fmt((ratio - 1) * 100, 1)}%`;
   for (const t of targets) {
     if (!t.name.startsWith('sy-')) continue;
     const r = summary[t.name];
-    lines.push(`| ${t.note} | ${fmtInt(r.rps)} | ${t.name === 'sy-none' ? '—' : `${fmt(((r.rps - base.rps) / base.rps) * 100, 1)}%`} | ${fmt(r.p99)} |`);
+    const perRound = median(rounds[t.name].map((x, i) => x.rps / (rounds['sy-none'][i]?.rps ?? NaN)));
+    lines.push(`| ${t.note} | ${fmtInt(r.rps)} | ${t.name === 'sy-none' ? '—' : pct(r.rps / base.rps)} | ${t.name === 'sy-none' ? '—' : pct(perRound)} | ${fmt(r.p99)} |`);
   }
   return lines.join('\n');
 }
@@ -806,6 +819,7 @@ async function benchmark(ctx, targets, scenarioNames) {
   const running = await startTargets(ctx, targets);
   const out = [];
   const summaries = {};
+  const roundsByScenario = {};
   for (const name of scenarioNames) {
     const scenario = SCENARIOS[name];
     const results = Object.fromEntries(targets.map((t) => [t.name, []]));
@@ -838,10 +852,11 @@ async function benchmark(ctx, targets, scenarioNames) {
     }
     const { text, summary } = table(scenario, targets, results);
     summaries[name] = summary;
+    roundsByScenario[name] = results;
     out.push(text);
     console.log(`\n${text}\n`);
   }
-  return { text: out.join('\n\n'), summaries, running };
+  return { text: out.join('\n\n'), summaries, roundsByScenario, running };
 }
 
 async function profile(ctx, targets, scenarioName) {
@@ -956,10 +971,10 @@ async function main() {
     if (opts.profile) body = await profile(ctx, targets, opts.scenarios ? scenarioNames[0] : 'get64');
     else if (opts.soak) body = await soak(ctx, targets, opts.scenarios ? scenarioNames[0] : 'get64', Number(opts.soak));
     else {
-      const { text, summaries } = await benchmark(ctx, targets, scenarioNames);
+      const { text, summaries, roundsByScenario } = await benchmark(ctx, targets, scenarioNames);
       body = text;
       if (opts['plugin-cost']) {
-        const pc = pluginCostTable(targets, summaries[scenarioNames[0]]);
+        const pc = pluginCostTable(targets, summaries[scenarioNames[0]], roundsByScenario[scenarioNames[0]]);
         console.log(`\n${pc}\n`);
         body += `\n\n${pc}`;
       }
