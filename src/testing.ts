@@ -193,7 +193,7 @@ export async function freePort(): Promise<number> {
   const range = await portsBelowEphemeral();
   if (range) {
     for (let attempt = 0; attempt < 64; attempt++) {
-      nextPort = nextPort === undefined || nextPort >= range.end ? range.start + Math.floor(Math.random() * (range.end - range.start)) : nextPort + 1;
+      nextPort = nextPort === undefined || nextPort + 1 >= range.end ? range.start + Math.floor(Math.random() * (range.end - range.start)) : nextPort + 1;
       if (await canListen(nextPort)) return nextPort;
     }
   }
