@@ -173,6 +173,45 @@ describe('BackendClient', () => {
     for (const c of [lone, second]) assert.equal((await within(c.answer, 5000, 'the answer')).body, 'ok');
   });
 
+  it('requests that end in every way leave none counted in flight: a lone request afterwards still goes out at once', async (t) => {
+    const backend = await startRawBackend(async (socket) => {
+      while (!socket.destroyed) {
+        const head = await readRequestHead(socket);
+        socket.resume();
+        if (head.startsWith('GET /silent')) continue;
+        if (head.startsWith('GET /cut')) {
+          socket.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc');
+          socket.destroy();
+          return;
+        }
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      }
+    });
+    const client = await clientTo(t, backend, 1);
+    await assert.rejects(send(client, { path: '/silent', headersTimeout: 100 }), { code: 'UND_ERR_HEADERS_TIMEOUT' });
+    await assert.rejects(send(client, { path: '/cut' }), { code: 'UND_ERR_SOCKET' });
+    const aborted = new Collector();
+    client.dispatch(options({ path: '/silent' }), aborted as never);
+    await within(
+      new Promise<void>((resolve) => {
+        const check = setInterval(() => aborted.control !== undefined && (clearInterval(check), resolve()), 5);
+      }),
+      3000,
+      'the aborted request to start',
+    );
+    aborted.control!.abort(aborted, new Error('aborted by the test'));
+    await assert.rejects(aborted.answer, /aborted by the test/);
+    assert.equal((await send(client)).body, 'ok', 'an idle connection for the next request');
+
+    const lone = new Collector();
+    client.dispatch(options(), lone as never);
+    const socket = (lone.control as unknown as { socket: Socket }).socket;
+    // A count left above zero by any of those would hold this write to the turn's end.
+    assert.equal(socket.writableCorked, 0);
+    assert.equal(socket.writableLength, 0);
+    assert.equal((await within(lone.answer, 5000, 'the answer')).body, 'ok');
+  });
+
   it('stops reusing a connection when the backend\'s Keep-Alive timeout (less a second) has passed', async (t) => {
     const backend = await startHttpBackend((req, res) => {
       res.setHeader('keep-alive', 'timeout=2');
